@@ -1,0 +1,123 @@
+r"""Speed benchmark: a PC training step against a BP step and against its own matmuls.
+
+Cost model (design.md): per layer and example, a PC step with T inference steps costs
+≈ 2T + 3 matmuls (feedforward init, prediction + transposed error per step, weight
+gradient), BP ≈ 3. ``efficiency`` = (model FLOPs / PC step time) / (throughput of the same
+layer-sized matmuls, batched over depth, timed in the same process).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from .energy import EnergySpec
+from .inference import GradientDescent
+from .learning import InferenceConfig, make_train_step
+from .nn.pcn import count_matmul_flops, mlp, resnet
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    depth: int
+    width: int
+    batch: int
+    infer_steps: int
+    model: str
+    param: str
+    backend: str
+    pc_step_s: float
+    bp_step_s: float
+    ratio: float
+    ideal_ratio: float
+    compile_s: float
+    model_gflop: float
+    gflops: float
+    matmul_gflops: float
+    efficiency: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _block(tree):
+    jax.tree_util.tree_map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, tree)
+    return tree
+
+
+def median_time(fn, repeats: int, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` (which must block) over ``repeats`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_throughput(depth: int, width: int, batch: int, repeats: int, dtype=jnp.float32) -> float:
+    """GFLOP/s of (depth, batch, width) × (depth, width, width) batched matmuls (jitted)."""
+    k1, k2 = jax.random.split(jax.random.PRNGKey(1))
+    a = jax.random.normal(k1, (depth, batch, width), dtype)
+    w = jax.random.normal(k2, (depth, width, width), dtype)
+    f = jax.jit(lambda a, w: jnp.einsum("hbi,hoi->hbo", a, w))
+    secs = median_time(lambda: f(a, w).block_until_ready(), repeats)
+    return 2 * depth * batch * width * width / secs / 1e9
+
+
+def run_bench(
+    depth: int = 128,
+    width: int = 128,
+    batch: int = 128,
+    infer_steps: int = 16,
+    model: str = "resnet",
+    param: str = "mupc",
+    d_in: int | None = None,
+    d_out: int = 10,
+    repeats: int = 10,
+    activity_lr: float = 0.1,
+) -> BenchResult:
+    """Time one PC and one BP training step (Adam) on random data; see module docstring.
+
+    ``d_in`` defaults to ``width`` so that every layer is a width × width matmul.
+    """
+    d_in = width if d_in is None else d_in
+    build = {"resnet": resnet, "mlp": mlp}.get(model)
+    if build is None:
+        raise ValueError(f"model={model!r} is not valid; expected one of 'mlp', 'resnet'")
+    key = jax.random.PRNGKey(0)
+    kx, ky, km = jax.random.split(key, 3)
+    net = build(km, d_in, width, depth, d_out, act="relu", param=param)
+    x = jax.random.normal(kx, (batch, d_in))
+    y = jax.nn.one_hot(jax.random.randint(ky, (batch,), 0, d_out), d_out)
+    opt = optax.adam(1e-3)
+    spec = EnergySpec("mse")
+    inference = InferenceConfig(GradientDescent(activity_lr), max_steps=infer_steps)
+    pc = make_train_step(opt, "pc", spec=spec, inference=inference)
+    bp = make_train_step(opt, "bp", spec=spec)
+    state = opt.init(eqx.filter(net, eqx.is_array))
+
+    t0 = time.perf_counter()
+    _block(pc(net, state, x, y))
+    compile_s = time.perf_counter() - t0
+    _block(bp(net, state, x, y))
+
+    pc_s = median_time(lambda: _block(pc(net, state, x, y)), repeats)
+    bp_s = median_time(lambda: _block(bp(net, state, x, y)), repeats)
+    mm = matmul_throughput(depth - 2 if depth > 2 else 1, width, batch, repeats)
+    flop = (2 * infer_steps + 3) * count_matmul_flops(net, batch)
+    gflops = flop / pc_s / 1e9
+    return BenchResult(
+        depth=depth, width=width, batch=batch, infer_steps=infer_steps, model=model, param=param,
+        backend=jax.default_backend(), pc_step_s=pc_s, bp_step_s=bp_s, ratio=pc_s / bp_s,
+        ideal_ratio=(2 * infer_steps + 3) / 3, compile_s=compile_s, model_gflop=flop / 1e9,
+        gflops=gflops, matmul_gflops=mm, efficiency=gflops / mm,
+    )

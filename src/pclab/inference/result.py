@@ -1,0 +1,33 @@
+"""The result of an inference run."""
+
+from __future__ import annotations
+
+import equinox as eqx
+from jaxtyping import Array, Float, Int
+
+from ..options import Status
+
+
+class Solution(eqx.Module):
+    """What :func:`pclab.infer` returns.
+
+    Attributes:
+        z: equilibrium hidden activities, (L−1, B, N).
+        latent: the free input activity (B, D) in generative mode, else ``None``.
+        status: int32 scalar, a :class:`pclab.Status` (0 converged, 1 step cap, 2 non-finite).
+        steps: int32 scalar, the number of solver steps taken.
+        update_norm: RMS of the last update Δz.
+        energies: (max_steps,) batch-mean energy before each step (NaN after the last step),
+            or ``None`` unless ``record_energy=True``.
+    """
+
+    z: Float[Array, "L-1 B N"]
+    latent: Float[Array, "B D"] | None
+    status: Int[Array, ""]
+    steps: Int[Array, ""]
+    update_norm: Float[Array, ""]
+    energies: Float[Array, " T"] | None = None
+
+    @property
+    def converged(self):
+        return self.status == int(Status.CONVERGED)

@@ -1,0 +1,154 @@
+r"""Learning: jitted PC and BP training steps on the same model, and evaluation.
+
+A PC step is: activities from a feedforward pass → :func:`infer` → ``∇_θ F`` at the
+equilibrium (activities held fixed) → an Optax update. A BP step is ``∇_θ L`` of the
+feedforward loss → the same Optax update. Both are built once by :func:`make_train_step`
+and compile once: later batches of the same shape reuse the compiled program.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float
+
+from .energy import EnergySpec, energy, output_loss
+from .inference import AbstractSolver, GradientDescent, infer
+from .nn.pcn import PCN
+from .options import ActivityInit, Mode, parse_option
+from .params import Multipliers
+
+
+class Algorithm(str, enum.Enum):
+    PC = "pc"
+    BP = "bp"
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How activities are equilibrated in a PC step."""
+
+    solver: AbstractSolver = field(default_factory=lambda: GradientDescent(0.1))
+    max_steps: int = 20
+    rtol: float = 0.0
+    atol: float = 0.0
+    init: ActivityInit = ActivityInit.FEEDFORWARD
+
+
+class StepInfo(NamedTuple):
+    """Per-step diagnostics (scalars): loss of the feedforward pass before the update,
+    energy at equilibrium, inference steps used and status (0 conv, 1 cap, 2 non-finite)."""
+
+    loss: Array
+    energy: Array
+    infer_steps: Array
+    status: Array
+
+
+def scale_updates(scales: Multipliers, model: PCN) -> optax.GradientTransformation:
+    """An Optax transformation multiplying the updates of input, hidden and output layers by
+    ``scales`` (e.g. :meth:`Parameterisation.lr_scales`)."""
+    tree = jax.tree_util.tree_map(lambda _: 1.0, eqx.filter(model, eqx.is_array))
+    tree = eqx.tree_at(
+        lambda m: (m.w_in, m.w_hidden, m.w_out),
+        tree,
+        (scales.input, scales.hidden, scales.output),
+    )
+    for name, s in (("b_in", scales.input), ("b_hidden", scales.hidden), ("b_out", scales.output)):
+        if getattr(model, name) is not None:
+            tree = eqx.tree_at(lambda m, n=name: getattr(m, n), tree, s)
+
+    def update(updates, state, params=None):
+        return jax.tree_util.tree_map(lambda u, s: u * s, updates, tree), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def pc_weight_grad(model: PCN, z, x, y, spec: EnergySpec) -> PCN:
+    """∇_θ F at fixed activities z (the batch-mean energy). Returns a model-shaped pytree."""
+    z = jax.lax.stop_gradient(z)
+    return eqx.filter_grad(lambda m: energy(m, z, x, y, spec))(model)
+
+
+def bp_grad(model: PCN, x, y, spec: EnergySpec) -> PCN:
+    """∇_θ L of the feedforward loss L = mean_i ℓ(y_i, ŷ(x_i))."""
+    return eqx.filter_grad(lambda m: jnp.mean(output_loss(m(x), y, spec.loss)))(model)
+
+
+def make_train_step(
+    optimizer: optax.GradientTransformation,
+    algo: Algorithm | str = Algorithm.PC,
+    *,
+    spec: EnergySpec = EnergySpec(),
+    inference: InferenceConfig = InferenceConfig(),
+    mode: Mode = Mode.SUPERVISED,
+) -> Callable:
+    """Build ``step(model, opt_state, x, y) -> (model, opt_state, StepInfo)``, jitted.
+
+    x: (B, D), y: (B, O) (one-hot for ``loss='ce'``). For PC the weight gradient is the
+    batch-mean energy's; for BP the feedforward loss's. Create ``opt_state`` with
+    ``optimizer.init(eqx.filter(model, eqx.is_array))``.
+    """
+    algo = parse_option(Algorithm, algo, "algo")
+
+    def pc(model, x, y):
+        sol = infer(model, x, y, solver=inference.solver, spec=spec, max_steps=inference.max_steps,
+                    rtol=inference.rtol, atol=inference.atol, init=inference.init, mode=mode, throw=False)
+        x_used = x if sol.latent is None else sol.latent
+        grads = pc_weight_grad(model, sol.z, x_used, y, spec)
+        ff_loss = jnp.mean(output_loss(model(x), y, spec.loss))
+        return grads, StepInfo(ff_loss, energy(model, sol.z, x_used, y, spec), sol.steps, sol.status)
+
+    def bp(model, x, y):
+        (loss, grads) = eqx.filter_value_and_grad(lambda m: jnp.mean(output_loss(m(x), y, spec.loss)))(model)
+        zero = jnp.asarray(0, jnp.int32)
+        return grads, StepInfo(loss, jnp.asarray(jnp.nan, loss.dtype), zero, zero)
+
+    grad_fn = pc if algo is Algorithm.PC else bp
+
+    @eqx.filter_jit
+    def step(model, opt_state, x, y):
+        grads, info = grad_fn(model, x, y)
+        params = eqx.filter(model, eqx.is_array)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return eqx.apply_updates(model, updates), opt_state, info
+
+    return step
+
+
+class Evaluation(NamedTuple):
+    loss: float
+    accuracy: float
+
+
+def evaluate(
+    model: PCN, x: Float[Array, "N D"], y: Float[Array, "N O"], spec: EnergySpec = EnergySpec(), batch_size: int = 1000
+) -> Evaluation:
+    """Feedforward loss and accuracy (argmax ŷ == argmax y) over a data set, in batches."""
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("evaluate() got an empty data set")
+    fn = _eval_batch(spec.loss)
+    tot_loss, tot_correct = 0.0, 0.0
+    for i in range(0, n, batch_size):
+        l, c = fn(model, x[i : i + batch_size], y[i : i + batch_size])
+        tot_loss += float(l)
+        tot_correct += float(c)
+    return Evaluation(tot_loss / n, tot_correct / n)
+
+
+@eqx.filter_jit
+def _eval_sums(model, x, y, loss):
+    y_hat = model(x)
+    correct = jnp.sum(jnp.argmax(y_hat, -1) == jnp.argmax(y, -1))
+    return jnp.sum(output_loss(y_hat, y, loss)), correct
+
+
+def _eval_batch(loss):
+    return lambda m, x, y: _eval_sums(m, x, y, loss)

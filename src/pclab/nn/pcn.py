@@ -1,0 +1,198 @@
+r"""The PCN model: a feedforward network whose hidden layers are stacked on a depth axis.
+
+Layers l = 1..L (``depth = L`` weight layers) map activities z_{l−1} → predictions
+
+    f_1(x) = a_1 W_1 x + b_1
+    f_l(z) = s·z + a_l W_l φ(z) + b_l        l = 2..L−1, s = 1 with skips (ResNet), else 0
+    f_L(z) = a_L W_L φ(z) + b_L
+
+(science.md §1). The L−2 hidden weights of shape (N, N) are one array of shape
+(L−2, N, N); activities z_1..z_{L−1} are one array of shape (L−1, B, N).
+"""
+
+from __future__ import annotations
+
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ..options import Activation, parse_option
+from ..params import Multipliers, Parameterisation, get_param
+
+
+def _check_size(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} is not valid; expected an integer >= 1")
+    return value
+
+
+class PCN(eqx.Module):
+    """A fully connected (``skips=False``) or residual (``skips=True``) PCN.
+
+    Attributes:
+        w_in: (N, D) input weights W_1.
+        w_hidden: (L−2, N, N) stacked hidden weights W_2..W_{L−1}.
+        w_out: (O, N) output weights W_L.
+        b_in, b_hidden, b_out: biases (N,), (L−2, N), (O,), or ``None``.
+        act: φ. skips: identity skip at hidden layers. mult: the multipliers a_1, a_l, a_L.
+    """
+
+    w_in: Float[Array, "N D"]
+    w_hidden: Float[Array, "H N N"]
+    w_out: Float[Array, "O N"]
+    b_in: Float[Array, " N"] | None
+    b_hidden: Float[Array, "H N"] | None
+    b_out: Float[Array, " O"] | None
+    act: Activation = eqx.field(static=True)
+    skips: bool = eqx.field(static=True)
+    mult: Multipliers = eqx.field(static=True)
+
+    # ----- sizes -------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        """L, the number of weight layers."""
+        return self.w_hidden.shape[0] + 2
+
+    @property
+    def width(self) -> int:
+        return self.w_in.shape[0]
+
+    @property
+    def d_in(self) -> int:
+        return self.w_in.shape[1]
+
+    @property
+    def d_out(self) -> int:
+        return self.w_out.shape[0]
+
+    @property
+    def linear(self) -> bool:
+        return self.act is Activation.LINEAR
+
+    # ----- the layer maps ----------------------------------------------------------------
+    def predict_first(self, x: Float[Array, "B D"]) -> Float[Array, "B N"]:
+        """f_1(x) = a_1 W_1 x + b_1."""
+        mu = self.mult.input * (x @ self.w_in.T)
+        return mu if self.b_in is None else mu + self.b_in
+
+    def predict_hidden(self, z: Float[Array, "H B N"]) -> Float[Array, "H B N"]:
+        """f_l(z_{l−1}) for all hidden layers at once: one batched matmul over depth."""
+        mu = self.mult.hidden * jnp.einsum("hbi,hoi->hbo", self.act(z), self.w_hidden)
+        if self.skips:
+            mu = mu + z
+        return mu if self.b_hidden is None else mu + self.b_hidden[:, None, :]
+
+    def predict_output(self, z: Float[Array, "B N"]) -> Float[Array, "B O"]:
+        """f_L(z_{L−1}) = a_L W_L φ(z) + b_L."""
+        mu = self.mult.output * (self.act(z) @ self.w_out.T)
+        return mu if self.b_out is None else mu + self.b_out
+
+    def _hidden_layer(self, z, wb):
+        w, b = wb
+        mu = self.mult.hidden * (self.act(z) @ w.T)
+        if self.skips:
+            mu = mu + z
+        return mu if b is None else mu + b
+
+    # ----- passes ------------------------------------------------------------------------
+    def activities(self, x: Float[Array, "B D"]) -> Float[Array, "L-1 B N"]:
+        """Feedforward activities z_1..z_{L−1} (a ``lax.scan`` over depth)."""
+        z1 = self.predict_first(x)
+
+        def body(z, wb):
+            z = self._hidden_layer(z, wb)
+            return z, z
+
+        _, zs = jax.lax.scan(body, z1, (self.w_hidden, self.b_hidden))
+        return jnp.concatenate([z1[None], zs], axis=0)
+
+    def __call__(self, x: Float[Array, "B D"]) -> Float[Array, "B O"]:
+        """Feedforward output ŷ(x) (the BP network)."""
+        z = jax.lax.scan(
+            lambda z, wb: (self._hidden_layer(z, wb), None),
+            self.predict_first(x),
+            (self.w_hidden, self.b_hidden),
+        )[0]
+        return self.predict_output(z)
+
+
+def _build(key, d_in, width, depth, d_out, act, param, skips, bias, dtype) -> PCN:
+    d_in = _check_size("d_in", d_in)
+    width = _check_size("width", width)
+    d_out = _check_size("d_out", d_out)
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
+        raise ValueError(f"depth={depth!r} is not valid; expected an integer >= 2 (weight layers)")
+    act = parse_option(Activation, act, "act")
+    param = get_param(param)
+    dtype = jnp.dtype(dtype)
+    k_in, k_h, k_out = jax.random.split(key, 3)
+    h = depth - 2
+    w_in = param.init_weight(k_in, (width, d_in), d_in, dtype)
+    w_hidden = param.init_weight(k_h, (h, width, width), width, dtype)
+    w_out = param.init_weight(k_out, (d_out, width), width, dtype)
+    zeros = (lambda *s: jnp.zeros(s, dtype)) if bias else (lambda *s: None)
+    return PCN(
+        w_in=w_in,
+        w_hidden=w_hidden,
+        w_out=w_out,
+        b_in=zeros(width),
+        b_hidden=zeros(h, width),
+        b_out=zeros(d_out),
+        act=act,
+        skips=bool(skips),
+        mult=param.multipliers(d_in, width, depth, bool(skips)),
+    )
+
+
+def mlp(
+    key: jax.Array,
+    d_in: int,
+    width: int,
+    depth: int,
+    d_out: int,
+    *,
+    act: "Activation | str" = "tanh",
+    param: "Parameterisation | str" = "sp",
+    bias: bool = False,
+    dtype=jnp.float32,
+) -> PCN:
+    """A fully connected PCN with ``depth`` weight layers (D → N → … → N → O)."""
+    return _build(key, d_in, width, depth, d_out, act, param, False, bias, dtype)
+
+
+def resnet(
+    key: jax.Array,
+    d_in: int,
+    width: int,
+    depth: int,
+    d_out: int,
+    *,
+    act: "Activation | str" = "relu",
+    param: "Parameterisation | str" = "mupc",
+    bias: bool = False,
+    dtype=jnp.float32,
+) -> PCN:
+    """A residual PCN: identity skip at every hidden layer except the first and last."""
+    return _build(key, d_in, width, depth, d_out, act, param, True, bias, dtype)
+
+
+def layer_maps(model: PCN) -> list[jax.Array]:
+    """The linear layer maps B_1..B_L of a *linear* PCN, shapes (N, D), (N, N)…, (O, N).
+
+    ``B_l = a_l W_l`` (+ I for residual hidden layers). Used by the theory functions.
+    """
+    if not model.linear:
+        raise ValueError(f"layer_maps needs a linear model (act='linear'), got act={model.act.value!r}")
+    eye = jnp.eye(model.width, dtype=model.w_hidden.dtype)
+    hidden = model.mult.hidden * model.w_hidden + (eye if model.skips else 0.0)
+    return [model.mult.input * model.w_in, *list(hidden), model.mult.output * model.w_out]
+
+
+def count_matmul_flops(model: PCN, batch: int) -> int:
+    """FLOPs of one pass of all layer matmuls over a batch: Σ_l 2·B·in_l·out_l."""
+    n, d, o, h = model.width, model.d_in, model.d_out, model.depth - 2
+    return 2 * batch * (n * d + h * n * n + o * n)
+
+
