@@ -1,0 +1,180 @@
+"""``pclab``: the command-line interface. Thin: every command calls the library.
+
+Errors in what the user typed (flags, files, data) print one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import sys
+import time
+import types
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+from .options import choices
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise UsageError(f"{self.prog}: {message}")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _field_type(annotation):
+    """(python type, enum or None) of a TrainConfig field annotation (strings from __future__)."""
+    from .experiments import config as cfg
+
+    t = eval(annotation, vars(cfg)) if isinstance(annotation, str) else annotation  # noqa: S307 (own annotations)
+    if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union:
+        t = next(a for a in typing.get_args(t) if a is not type(None))
+    return t
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    from .experiments.config import TrainConfig
+
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        t = _field_type(f.type)
+        if isinstance(t, type) and issubclass(t, enum.Enum):
+            p.add_argument(flag, choices=choices(t), default=None, help=f"default: {_default(f)}")
+        elif t is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default: {_default(f)}")
+        else:
+            p.add_argument(flag, type=t, default=None, metavar=f.name.upper(), help=f"default: {_default(f)}")
+
+
+def _default(f):
+    return f.default.value if isinstance(f.default, enum.Enum) else f.default
+
+
+def resolve_config(args: argparse.Namespace):
+    """defaults < --preset < --config FILE < flags."""
+    from .experiments.config import TrainConfig, read_preset, read_toml
+
+    values: dict = {}
+    if getattr(args, "preset", None):
+        values.update(read_preset(args.preset))
+    if getattr(args, "config", None):
+        values.update(read_toml(args.config))
+    for f in fields(TrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            values[f.name] = v
+    return TrainConfig.from_dict(values)
+
+
+def cmd_train(args) -> int:
+    from .experiments.runner import train
+
+    if args.resume:
+        out, resume = Path(args.resume), True
+        config = None
+    else:
+        config = resolve_config(args)
+        out, resume = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"), False
+    summary = train(config, out, resume=resume, progress=None if not args.quiet else False)
+    if summary["diverged"]:
+        print(f"pclab train: diverged at step {summary['diverged_step']}: {summary['diverged_reason']} "
+              f"(run folder {out})", file=sys.stderr)
+        return 1
+    acc = summary["test_accuracy"]
+    print(f"test accuracy {100 * acc:.2f}% after {summary['epochs']} epoch(s), {summary['steps']} steps, "
+          f"{summary['wall_seconds']:.1f} s; run folder {out}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    res = run_bench(depth=args.depth, width=args.width, batch=args.batch, infer_steps=args.infer_steps,
+                    model=args.model, param=args.param, repeats=args.repeats)
+    if args.json:
+        print(json.dumps(res.as_dict()))
+    else:
+        for k, v in res.as_dict().items():
+            print(f"{k:>14}: {v:.4g}" if isinstance(v, float) else f"{k:>14}: {v}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from .experiments.registry import get_reproduction, reproductions
+
+    if args.list or not args.name:
+        for name, r in reproductions().items():
+            print(f"{name:<24} {r.description}")
+        return 0
+    rep = get_reproduction(args.name)
+    out = Path(args.out or f"runs/reproduce-{args.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    summary = rep.run(out, args.quick)
+    print(json.dumps({"name": args.name, "quick": args.quick, "out": str(out),
+                      "wall_seconds": round(time.perf_counter() - t0, 1), **(summary or {})}, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .experiments.config import presets
+    from .params import ParamName
+
+    parser = _Parser(prog="pclab", description="Predictive coding networks: train, benchmark, reproduce.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train one model and write a run folder")
+    t.add_argument("--config", metavar="FILE", help="TOML file of TrainConfig values (flags override it)")
+    t.add_argument("--preset", choices=presets(), help="a named configuration shipped with pclab")
+    t.add_argument("--out", metavar="DIR", help="run folder to create (default runs/train-TIMESTAMP)")
+    t.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_train_flags(t)
+    t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser("bench", help="time a PC training step against BP and against its own matmuls")
+    b.add_argument("--depth", type=int, default=128)
+    b.add_argument("--width", type=int, default=128)
+    b.add_argument("--batch", type=int, default=128)
+    b.add_argument("--infer-steps", type=int, default=16)
+    b.add_argument("--model", choices=["mlp", "resnet"], default="resnet")
+    b.add_argument("--param", choices=choices(ParamName), default="mupc")
+    b.add_argument("--repeats", type=int, default=10, help="timed repeats after warm-up (median reported)")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=cmd_bench)
+
+    r = sub.add_parser("reproduce", help="regenerate a paper figure (PNG + CSV)")
+    r.add_argument("name", nargs="?", help="figure name (omit or --list to list them)")
+    r.add_argument("--out", metavar="DIR")
+    r.add_argument("--quick", action="store_true", help="a small version (minutes on 2 CPU cores)")
+    r.add_argument("--list", action="store_true")
+    r.set_defaults(func=cmd_reproduce)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import DatasetUnavailable
+    from .experiments.checkpoint import CheckpointError
+    from .experiments.runner import RunError
+
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "train" and args.resume and (args.config or args.preset):
+            raise UsageError("pclab train: --resume takes its configuration from the run folder; drop --config/--preset")
+        return args.func(args)
+    except (UsageError, ValueError, RunError, DatasetUnavailable, CheckpointError) as e:
+        msg = " ".join(str(e).split())
+        print(msg if msg.startswith("pclab") else f"pclab: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pclab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""``TrainConfig``: the typed, validated configuration of one training run.
+
+Every field has a CLI flag of the same name (``--batch-size`` for ``batch_size``) and a TOML
+key; precedence is defaults < preset < ``--config FILE`` < flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import optax
+
+from ..inference import AbstractSolver, ExactSolver, GradientDescent, ODESolver, OptaxSolver
+from ..learning import Algorithm
+from ..options import Activation, OutputLoss, parse_option
+from ..params import ParamName
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+class ModelKind(str, enum.Enum):
+    MLP = "mlp"
+    RESNET = "resnet"
+
+
+class DatasetName(str, enum.Enum):
+    MNIST = "mnist"
+    FASHION_MNIST = "fashion-mnist"
+    DIGITS = "digits"
+    SYNTHETIC = "synthetic"
+    CIFAR10 = "cifar10"
+
+
+class SolverName(str, enum.Enum):
+    """Activity solvers selectable by name: Euler GD, heavy-ball momentum and Adam (Optax),
+    a Heun ODE step (Diffrax), and the exact solve (linear nets, MSE)."""
+
+    GD = "gd"
+    MOMENTUM = "momentum"
+    ADAM = "adam"
+    ODE = "ode"
+    EXACT = "exact"
+
+
+class OptimizerName(str, enum.Enum):
+    ADAM = "adam"
+    ADAMW = "adamw"
+    SGD = "sgd"
+    MOMENTUM = "momentum"
+
+
+_ENUMS = {
+    "dataset": DatasetName, "model": ModelKind, "act": Activation, "param": ParamName,
+    "algo": Algorithm, "loss": OutputLoss, "solver": SolverName, "optimizer": OptimizerName,
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Defaults: the README's main job (μPC ResNet on MNIST)."""
+
+    dataset: DatasetName = DatasetName.MNIST
+    model: ModelKind = ModelKind.RESNET
+    depth: int = 8
+    width: int = 128
+    act: Activation = Activation.RELU
+    param: ParamName = ParamName.MUPC
+    gamma: float = 1.0
+    bias: bool = False
+    algo: Algorithm = Algorithm.PC
+    loss: OutputLoss = OutputLoss.MSE
+    precision: float = 1.0
+    epochs: int = 5
+    batch_size: int = 128
+    infer_steps: int = 8
+    solver: SolverName | None = None  # None: 'gd' for PC; must stay None for BP
+    activity_lr: float = 0.2
+    infer_rtol: float = 0.0
+    lr: float = 3e-2
+    optimizer: OptimizerName = OptimizerName.ADAM
+    scale_lr: bool = False
+    seed: int = 0
+    evals_per_epoch: int = 2
+    checkpoint_every: int = 200
+    n_train: int | None = None  # use only the first n_train training examples
+    data_dir: str | None = None
+    cifar_path: str | None = None
+
+    def __post_init__(self):
+        for name, kind in _ENUMS.items():
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, parse_option(kind, value, name))
+        for name in ("depth", "width", "epochs", "batch_size", "infer_steps", "evals_per_epoch", "checkpoint_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}={v!r} is not valid; expected an integer >= 1")
+        if self.depth < 2:
+            raise ValueError(f"depth={self.depth} is not valid; expected an integer >= 2 (weight layers)")
+        if self.n_train is not None and (not isinstance(self.n_train, int) or self.n_train < self.batch_size):
+            raise ValueError(f"n_train={self.n_train!r} is not valid; expected an integer >= batch_size")
+        for name in ("lr", "activity_lr", "precision", "gamma"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v == float("inf"):
+                raise ValueError(f"{name}={v!r} is not valid; expected a finite number > 0")
+        if self.infer_rtol < 0:
+            raise ValueError(f"infer_rtol={self.infer_rtol!r} is not valid; expected a number >= 0")
+        if self.algo is Algorithm.BP and self.solver is not None:
+            raise ValueError(f"solver={self.solver.value!r} cannot be combined with algo='bp' (BP runs no inference)")
+        if self.solver is SolverName.EXACT and (self.act is not Activation.LINEAR or self.loss is not OutputLoss.MSE):
+            raise ValueError("solver='exact' needs act='linear' and loss='mse'")
+        if self.dataset is DatasetName.CIFAR10 and not self.cifar_path:
+            raise ValueError("dataset='cifar10' needs cifar_path (a folder holding cifar-10-batches-py files)")
+
+    # ----- conversions ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (v.value if isinstance(v, enum.Enum) else v) for f in fields(self) for v in [getattr(self, f.name)]}
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    # ----- derived objects -----------------------------------------------------------------
+    def make_solver(self) -> AbstractSolver:
+        """The activity solver named by ``solver`` with step size ``activity_lr``."""
+        name = self.solver or SolverName.GD
+        if name is SolverName.GD:
+            return GradientDescent(self.activity_lr)
+        if name is SolverName.MOMENTUM:
+            return OptaxSolver(optax.sgd(self.activity_lr, momentum=0.9))
+        if name is SolverName.ADAM:
+            return OptaxSolver(optax.adam(self.activity_lr))
+        if name is SolverName.ODE:
+            return ODESolver(self.activity_lr)
+        return ExactSolver()
+
+    def make_optimizer(self) -> optax.GradientTransformation:
+        return {
+            OptimizerName.ADAM: lambda: optax.adam(self.lr),
+            OptimizerName.ADAMW: lambda: optax.adamw(self.lr),
+            OptimizerName.SGD: lambda: optax.sgd(self.lr),
+            OptimizerName.MOMENTUM: lambda: optax.sgd(self.lr, momentum=0.9),
+        }[self.optimizer]()
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file; errors name the file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    if name not in presets():
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(presets())}")
+    return read_toml(PRESETS_DIR / f"{name}.toml")
