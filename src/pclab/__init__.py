@@ -24,6 +24,8 @@ from .learning import (
     Evaluation,
     InferenceConfig,
     StepInfo,
+    apply_grads,
+    train_grads,
     bp_grad,
     evaluate,
     make_train_step,
@@ -44,6 +46,6 @@ __all__ = [
     "AbstractSolver", "GradientDescent", "OptaxSolver", "ODESolver", "ExactSolver", "Solution",
     "infer", "initial_activities",
     "Algorithm", "InferenceConfig", "StepInfo", "Evaluation", "make_train_step", "evaluate",
-    "pc_weight_grad", "bp_grad", "scale_updates",
+    "pc_weight_grad", "bp_grad", "scale_updates", "train_grads", "apply_grads",
     "Activation", "ActivityInit", "Mode", "OutputLoss", "Status", "parse_option",
 ]

@@ -91,6 +91,51 @@ def cmd_train(args) -> int:
     return 0
 
 
+def parse_grid(items: list[str]) -> dict[str, list]:
+    """``["depth=8,16", "param=sp,mupc"]`` → ``{"depth": [8, 16], "param": ["sp", "mupc"]}``,
+    each value converted to its TrainConfig field's type."""
+    from .experiments.config import TrainConfig
+
+    types_ = {f.name: _field_type(f.type) for f in fields(TrainConfig)}
+    grid: dict[str, list] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not values:
+            raise UsageError(f"pclab sweep: --set {item!r} is not valid; expected FIELD=V1,V2,...")
+        if key not in types_:
+            raise UsageError(f"pclab sweep: --set {key!r} is not a config field; valid: {', '.join(types_)}")
+        t = types_[key]
+        conv = (lambda v: v.lower() in ("1", "true", "yes")) if t is bool else (str if isinstance(t, type) and issubclass(t, enum.Enum) else t)
+        try:
+            grid[key] = [conv(v.strip()) for v in values.split(",")]
+        except ValueError:
+            raise UsageError(f"pclab sweep: --set {item!r}: values must be of type {t.__name__}") from None
+    if not grid:
+        raise UsageError("pclab sweep: give at least one --set FIELD=V1,V2,...")
+    return grid
+
+
+def cmd_sweep(args) -> int:
+    from .experiments.sweep import LR_FIELDS, grid_points, run_lr_sweep, run_sweep
+
+    grid = parse_grid(args.set)
+    base = resolve_config(args)
+    out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+    if set(grid) <= LR_FIELDS and not args.no_vectorise:
+        rows = run_lr_sweep(base, grid.get("lr", [base.lr]), grid.get("activity_lr"), out,
+                            progress=None if not args.quiet else False)
+    else:
+        grid_points(base, grid)  # validate every point before starting any
+        rows = run_sweep(grid_points(base, grid), out, jobs=args.jobs, budget_s=60 * args.budget_min, yes=args.yes,
+                         log=(lambda *_: None) if args.quiet else print)
+    done = [r for r in rows if r.get("test_accuracy") is not None]
+    best = max(done, key=lambda r: r["test_accuracy"]) if done else None
+    print(f"{len(rows)} runs, {sum(bool(r.get('diverged')) for r in rows)} diverged; results in {out / 'results.csv'}"
+          + (f"; best {best['name']} at {100 * best['test_accuracy']:.2f}%" if best else ""))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
@@ -148,6 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=cmd_bench)
 
+    w = sub.add_parser("sweep", help="train a grid of configurations into one folder with results.csv")
+    w.add_argument("--set", action="append", default=[], metavar="FIELD=V1,V2",
+                   help="a grid axis (repeatable); an lr/activity-lr-only grid runs as one vmapped program")
+    w.add_argument("--config", metavar="FILE", help="TOML file for the base configuration")
+    w.add_argument("--preset", choices=presets(), help="a named base configuration")
+    w.add_argument("--out", metavar="DIR", help="sweep folder (default runs/sweep-TIMESTAMP); rerun to resume")
+    w.add_argument("--jobs", type=int, default=1, help="runs in parallel (process per point)")
+    w.add_argument("--budget-min", type=float, default=30.0, help="ask for --yes above this estimated time (minutes)")
+    w.add_argument("--yes", action="store_true", help="run even if over the budget")
+    w.add_argument("--no-vectorise", action="store_true", help="run lr grids one process per point")
+    w.add_argument("--quiet", action="store_true")
+    _add_train_flags(w)
+    w.set_defaults(func=cmd_sweep)
+
     r = sub.add_parser("reproduce", help="regenerate a paper figure (PNG + CSV)")
     r.add_argument("name", nargs="?", help="figure name (omit or --list to list them)")
     r.add_argument("--out", metavar="DIR")
@@ -161,13 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DatasetUnavailable
     from .experiments.checkpoint import CheckpointError
     from .experiments.runner import RunError
+    from .experiments.sweep import BudgetExceeded
 
     try:
         args = build_parser().parse_args(argv)
         if args.command == "train" and args.resume and (args.config or args.preset):
             raise UsageError("pclab train: --resume takes its configuration from the run folder; drop --config/--preset")
         return args.func(args)
-    except (UsageError, ValueError, RunError, DatasetUnavailable, CheckpointError) as e:
+    except (UsageError, ValueError, RunError, DatasetUnavailable, CheckpointError, BudgetExceeded) as e:
         msg = " ".join(str(e).split())
         print(msg if msg.startswith("pclab") else f"pclab: error: {msg}", file=sys.stderr)
         return 2

@@ -47,7 +47,7 @@ def atomic_write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]])
     w = csv.DictWriter(buf, fieldnames=cols)
     w.writeheader()
     for r in rows:
-        w.writerow({k: _jsonable(v) if not isinstance(v, (str, int, float)) else v for k, v in r.items()})
+        w.writerow({k: "" if v is None else v if isinstance(v, (str, int, float)) else _jsonable(v) for k, v in r.items()})
     return atomic_write_text(path, buf.getvalue())
 
 

@@ -81,6 +81,37 @@ def bp_grad(model: PCN, x, y, spec: EnergySpec) -> PCN:
     return eqx.filter_grad(lambda m: jnp.mean(output_loss(m(x), y, spec.loss)))(model)
 
 
+def train_grads(
+    model: PCN,
+    x: Float[Array, "B D"],
+    y: Float[Array, "B O"],
+    algo: Algorithm,
+    spec: EnergySpec,
+    inference: InferenceConfig,
+    mode: Mode = Mode.SUPERVISED,
+) -> tuple[PCN, StepInfo]:
+    """Weight gradients of one step and its diagnostics (pure; vmappable over models).
+
+    PC: infer, then ∇_θ F at the equilibrium. BP: ∇_θ L of the feedforward loss.
+    """
+    if algo is Algorithm.BP:
+        loss, grads = eqx.filter_value_and_grad(lambda m: jnp.mean(output_loss(m(x), y, spec.loss)))(model)
+        zero = jnp.asarray(0, jnp.int32)
+        return grads, StepInfo(loss, jnp.full_like(loss, jnp.nan), zero, zero)
+    sol = infer(model, x, y, solver=inference.solver, spec=spec, max_steps=inference.max_steps,
+                rtol=inference.rtol, atol=inference.atol, init=inference.init, mode=mode, throw=False)
+    x_used = x if sol.latent is None else sol.latent
+    grads = pc_weight_grad(model, sol.z, x_used, y, spec)
+    ff_loss = jnp.mean(output_loss(model(x), y, spec.loss))
+    return grads, StepInfo(ff_loss, energy(model, sol.z, x_used, y, spec), sol.steps, sol.status)
+
+
+def apply_grads(optimizer: optax.GradientTransformation, model: PCN, opt_state, grads):
+    """One optimiser update: returns (new model, new optimiser state)."""
+    updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+    return eqx.apply_updates(model, updates), opt_state
+
+
 def make_train_step(
     optimizer: optax.GradientTransformation,
     algo: Algorithm | str = Algorithm.PC,
@@ -96,28 +127,13 @@ def make_train_step(
     ``optimizer.init(eqx.filter(model, eqx.is_array))``.
     """
     algo = parse_option(Algorithm, algo, "algo")
-
-    def pc(model, x, y):
-        sol = infer(model, x, y, solver=inference.solver, spec=spec, max_steps=inference.max_steps,
-                    rtol=inference.rtol, atol=inference.atol, init=inference.init, mode=mode, throw=False)
-        x_used = x if sol.latent is None else sol.latent
-        grads = pc_weight_grad(model, sol.z, x_used, y, spec)
-        ff_loss = jnp.mean(output_loss(model(x), y, spec.loss))
-        return grads, StepInfo(ff_loss, energy(model, sol.z, x_used, y, spec), sol.steps, sol.status)
-
-    def bp(model, x, y):
-        (loss, grads) = eqx.filter_value_and_grad(lambda m: jnp.mean(output_loss(m(x), y, spec.loss)))(model)
-        zero = jnp.asarray(0, jnp.int32)
-        return grads, StepInfo(loss, jnp.asarray(jnp.nan, loss.dtype), zero, zero)
-
-    grad_fn = pc if algo is Algorithm.PC else bp
+    mode = parse_option(Mode, mode, "mode")
 
     @eqx.filter_jit
     def step(model, opt_state, x, y):
-        grads, info = grad_fn(model, x, y)
-        params = eqx.filter(model, eqx.is_array)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return eqx.apply_updates(model, updates), opt_state, info
+        grads, info = train_grads(model, x, y, algo, spec, inference, mode)
+        model, opt_state = apply_grads(optimizer, model, opt_state, grads)
+        return model, opt_state, info
 
     return step
 

@@ -135,24 +135,36 @@ class TrainConfig:
     # ----- derived objects -----------------------------------------------------------------
     def make_solver(self) -> AbstractSolver:
         """The activity solver named by ``solver`` with step size ``activity_lr``."""
-        name = self.solver or SolverName.GD
-        if name is SolverName.GD:
-            return GradientDescent(self.activity_lr)
-        if name is SolverName.MOMENTUM:
-            return OptaxSolver(optax.sgd(self.activity_lr, momentum=0.9))
-        if name is SolverName.ADAM:
-            return OptaxSolver(optax.adam(self.activity_lr))
-        if name is SolverName.ODE:
-            return ODESolver(self.activity_lr)
-        return ExactSolver()
+        return make_solver(self.solver or SolverName.GD, self.activity_lr)
 
-    def make_optimizer(self) -> optax.GradientTransformation:
-        return {
-            OptimizerName.ADAM: lambda: optax.adam(self.lr),
-            OptimizerName.ADAMW: lambda: optax.adamw(self.lr),
-            OptimizerName.SGD: lambda: optax.sgd(self.lr),
-            OptimizerName.MOMENTUM: lambda: optax.sgd(self.lr, momentum=0.9),
-        }[self.optimizer]()
+    def make_optimizer(self, learning_rate=None) -> optax.GradientTransformation:
+        """The weight optimiser; ``learning_rate`` overrides ``lr`` (it may be a traced array)."""
+        return make_optimizer(self.optimizer, self.lr if learning_rate is None else learning_rate)
+
+
+def make_solver(name: SolverName, lr) -> AbstractSolver:
+    """An activity solver by name with step size ``lr`` (a number, or an array under vmap)."""
+    if name is SolverName.GD:
+        return GradientDescent(lr)
+    if name is SolverName.MOMENTUM:
+        return OptaxSolver(optax.sgd(lr, momentum=0.9))
+    if name is SolverName.ADAM:
+        return OptaxSolver(optax.adam(lr))
+    if name is SolverName.ODE:
+        return ODESolver(lr)
+    return ExactSolver()
+
+
+def make_optimizer(name: OptimizerName, lr) -> optax.GradientTransformation:
+    """A weight optimiser by name; its learning rate lives in the optimiser state
+    (``optax.inject_hyperparams``), so a grid of rates can share one compiled step."""
+    factory = {
+        OptimizerName.ADAM: optax.adam,
+        OptimizerName.ADAMW: optax.adamw,
+        OptimizerName.SGD: optax.sgd,
+        OptimizerName.MOMENTUM: lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),
+    }[name]
+    return optax.inject_hyperparams(factory)(learning_rate=lr)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

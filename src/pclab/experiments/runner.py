@@ -49,44 +49,74 @@ class RunError(Exception):
 
 
 @dataclass
+class RunData:
+    """Device arrays of one data set: inputs (n, D) and one-hot targets (n, K)."""
+
+    x_train: jax.Array
+    y_train: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+
+    @property
+    def d_in(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return self.y_train.shape[1]
+
+
+def load_run_data(config: TrainConfig) -> RunData:
+    """Load ``config.dataset`` (first ``n_train`` training examples) as device arrays."""
+    opts = {"path": config.cifar_path} if config.cifar_path else {}
+    ds = pdata.load_dataset(config.dataset.value, cache_dir=config.data_dir, **opts)
+    n = ds.n_train if config.n_train is None else min(config.n_train, ds.n_train)
+    return RunData(jnp.asarray(ds.x_train[:n]), jnp.asarray(ds.one_hot("train")[:n]),
+                   jnp.asarray(ds.x_test), jnp.asarray(ds.one_hot("test")))
+
+
+def build_model(config: TrainConfig, d_in: int, d_out: int):
+    """The model of ``config`` (initialised from ``PRNGKey(seed)``)."""
+    build = resnet if config.model is ModelKind.RESNET else mlp
+    return build(jax.random.PRNGKey(config.seed), d_in, config.width, config.depth, d_out,
+                 act=config.act, param=get_param(config.param, config.gamma), bias=config.bias)
+
+
+def build_optimizer(config: TrainConfig, model, learning_rate=None) -> optax.GradientTransformation:
+    """``config``'s optimiser, with the parameterisation's per-layer lr factors if ``scale_lr``."""
+    opt = config.make_optimizer(learning_rate)
+    if config.scale_lr:
+        param = get_param(config.param, config.gamma)
+        opt = optax.chain(opt, scale_updates(param.lr_scales(config.width, config.depth, model.skips), model))
+    return opt
+
+
+@dataclass
 class _Prepared:
     model: Any
     optimizer: optax.GradientTransformation
     step: Callable
     spec: EnergySpec
     inference: InferenceConfig
-    x_train: jax.Array
-    y_train: jax.Array
-    x_test: jax.Array
-    y_test: jax.Array
-    d_in: int
+    data: RunData
 
 
 def prepare(config: TrainConfig) -> _Prepared:
     """Load the data and build the model, optimiser and jitted step of ``config``."""
-    opts = {"path": config.cifar_path} if config.cifar_path else {}
-    ds = pdata.load_dataset(config.dataset.value, cache_dir=config.data_dir, **opts)
-    n = ds.n_train if config.n_train is None else min(config.n_train, ds.n_train)
-    x_tr, y_tr = jnp.asarray(ds.x_train[:n]), jnp.asarray(ds.one_hot("train")[:n])
-    x_te, y_te = jnp.asarray(ds.x_test), jnp.asarray(ds.one_hot("test"))
-    build = resnet if config.model is ModelKind.RESNET else mlp
-    param = get_param(config.param, config.gamma)
-    model = build(jax.random.PRNGKey(config.seed), ds.dim, config.width, config.depth, ds.num_classes,
-                  act=config.act, param=param, bias=config.bias)
-    opt = config.make_optimizer()
-    if config.scale_lr:
-        opt = optax.chain(opt, scale_updates(param.lr_scales(config.width, config.depth, model.skips), model))
+    data = load_run_data(config)
+    model = build_model(config, data.d_in, data.n_classes)
+    opt = build_optimizer(config, model)
     spec = EnergySpec(config.loss, config.precision)
     inference = InferenceConfig(config.make_solver(), config.infer_steps, rtol=config.infer_rtol)
     step = make_train_step(opt, config.algo, spec=spec, inference=inference)
-    return _Prepared(model, opt, step, spec, inference, x_tr, y_tr, x_te, y_te, ds.dim)
+    return _Prepared(model, opt, step, spec, inference, data)
 
 
 def _diagnose(p: _Prepared, model, config: TrainConfig) -> dict[str, Any]:
     """Per-layer energies and the inference energy trace on a fixed diagnostic batch."""
     if config.algo is not Algorithm.PC:
         return {}
-    xb, yb = p.x_train[: config.batch_size], p.y_train[: config.batch_size]
+    xb, yb = p.data.x_train[: config.batch_size], p.data.y_train[: config.batch_size]
     sol = infer(model, xb, yb, solver=p.inference.solver, spec=p.spec, max_steps=config.infer_steps,
                 rtol=config.infer_rtol, record_energy=True, throw=False)
     return {
@@ -95,7 +125,7 @@ def _diagnose(p: _Prepared, model, config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def _divergence(config: TrainConfig, loss: float, status: int, energy: float) -> str | None:
+def divergence(config: TrainConfig, loss: float, status: int, energy: float) -> str | None:
     """Why this step diverged, or None. From a feedforward start the energy equals λ·loss and
     inference can only lower it: ending above twice that means the activity steps blew up."""
     if status == Status.NONFINITE:
@@ -149,7 +179,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, progres
     else:
         truncate_metrics(out / "metrics.jsonl", -1)
 
-    n_batches = pdata.num_batches(p.x_train.shape[0], config.batch_size, drop_last=True)
+    n_batches = pdata.num_batches(p.data.x_train.shape[0], config.batch_size, drop_last=True)
     total = n_batches * config.epochs
     eval_at = {round(n_batches * (i + 1) / config.evals_per_epoch) for i in range(config.evals_per_epoch)}
     key = jax.random.PRNGKey(config.seed)
@@ -168,14 +198,14 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, progres
 
     for epoch in range(start["epoch"], config.epochs):
         first = start["batch"] if epoch == start["epoch"] else 0
-        order = pdata.batches(p.x_train, p.y_train, config.batch_size, key=jax.random.fold_in(key, epoch))
+        order = pdata.batches(p.data.x_train, p.data.y_train, config.batch_size, key=jax.random.fold_in(key, epoch))
         for b, (xb, yb) in enumerate(order):
             if b < first:
                 continue
             model, opt_state, info = p.step(model, opt_state, xb, yb)
             step_no += 1
             loss, status, energy = float(info.loss), int(info.status), float(info.energy)
-            what = _divergence(config, loss, status, energy)
+            what = divergence(config, loss, status, energy)
             if what:
                 diverged = {"step": step_no, "reason": what}
                 break
@@ -185,7 +215,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, progres
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}", ex_s=f"{bar.format_dict['n'] * config.batch_size / max(wall(), 1e-9):.0f}")
             if b + 1 in eval_at:
-                ev = evaluate(model, p.x_test, p.y_test, p.spec)
+                ev = evaluate(model, p.data.x_test, p.data.y_test, p.spec)
                 row = {"step": step_no, "epoch": epoch + (b + 1) / n_batches, "train_loss": float(np.mean(acc["loss"])),
                        "energy": float(np.mean(acc["energy"])), "test_loss": ev.loss, "test_accuracy": ev.accuracy,
                        "infer_steps": float(np.mean(acc["steps"])), "wall_time": wall(), **_diagnose(p, model, config)}

@@ -22,6 +22,12 @@ import optax
 GradFn = Callable[[Any], Any]
 
 
+def _check_positive(name, value, what):
+    """Python numbers must be > 0; arrays (e.g. a vmapped grid of step sizes) pass through."""
+    if isinstance(value, (int, float)) and not value > 0:
+        raise ValueError(f"{name}={value!r} is not valid; expected a number > 0 ({what})")
+
+
 def _tree_scale(a, tree):
     return jax.tree_util.tree_map(lambda t: a * t, tree)
 
@@ -42,8 +48,7 @@ class GradientDescent(AbstractSolver):
     lr: float = 0.1
 
     def __check_init__(self):
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr={self.lr!r} is not valid; expected a number > 0 (activity step size)")
+        _check_positive("lr", self.lr, "activity step size")
 
     def init(self, z):
         return None
@@ -76,8 +81,7 @@ class ODESolver(AbstractSolver):
     solver: diffrax.AbstractSolver = diffrax.Heun()
 
     def __check_init__(self):
-        if not (isinstance(self.dt, (int, float)) and self.dt > 0):
-            raise ValueError(f"dt={self.dt!r} is not valid; expected a number > 0 (ODE step size)")
+        _check_positive("dt", self.dt, "ODE step size")
 
     def _term(self, grad_fn):
         return diffrax.ODETerm(lambda t, z, args: _tree_scale(-1.0, grad_fn(z)))

@@ -1,0 +1,154 @@
+r"""Train a whole grid of (weight lr × activity lr) as one compiled program.
+
+Every grid point starts from the same initial model and sees the same batches; the models,
+optimiser states (with the learning rate inside, via ``optax.inject_hyperparams``) and
+activity step sizes are stacked on a leading grid axis and one ``vmap``-ed, jitted step
+advances all of them. A point that diverges is frozen (its updates are masked to zero) and
+recorded as diverged; the others continue.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import data as pdata
+from ..energy import EnergySpec, output_loss
+from ..learning import Algorithm, InferenceConfig, apply_grads, train_grads
+from ..options import Status
+from .config import SolverName, TrainConfig, make_solver
+from .runner import RunData, build_model, build_optimizer, load_run_data
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """Final numbers of every grid point, arrays of shape (len(lrs), len(activity_lrs))."""
+
+    lrs: tuple[float, ...]
+    activity_lrs: tuple[float, ...]
+    test_accuracy: np.ndarray
+    test_loss: np.ndarray
+    train_loss: np.ndarray
+    diverged: np.ndarray
+    steps: int
+
+    def best(self) -> tuple[int, int]:
+        """Index (i, j) of the lowest test loss among non-diverged points."""
+        loss = np.where(self.diverged | ~np.isfinite(self.test_loss), np.inf, self.test_loss)
+        return tuple(int(v) for v in np.unravel_index(np.argmin(loss), loss.shape))
+
+    def rows(self) -> list[dict]:
+        return [
+            {"lr": lr, "activity_lr": alr, "test_accuracy": float(self.test_accuracy[i, j]),
+             "test_loss": float(self.test_loss[i, j]), "train_loss": float(self.train_loss[i, j]),
+             "diverged": bool(self.diverged[i, j])}
+            for (i, lr), (j, alr) in itertools.product(enumerate(self.lrs), enumerate(self.activity_lrs))
+        ]
+
+
+def _stack(tree, g: int):
+    return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (g, *a.shape)) if eqx.is_array(a) else a, tree)
+
+
+def _grid_step(config: TrainConfig, spec: EnergySpec, model0):
+    """The vmapped step: (models, states, lrs, activity_lrs, alive, x, y) → (models, states, info)."""
+    algo, solver = config.algo, config.solver or SolverName.GD
+
+    def one(model, state, lr, alr, alive, x, y):
+        inference = InferenceConfig(make_solver(solver, alr), config.infer_steps, rtol=config.infer_rtol)
+        grads, info = train_grads(model, x, y, algo, spec, inference)
+        grads = jax.tree_util.tree_map(lambda g: jnp.where(alive, g, 0.0), grads)
+        new_model, new_state = apply_grads(build_optimizer(config, model0, lr), model, state, grads)
+        keep = lambda new, old: jnp.where(alive, new, old)  # noqa: E731
+        return (eqx.combine(jax.tree_util.tree_map(keep, eqx.filter(new_model, eqx.is_array), eqx.filter(model, eqx.is_array)), model),
+                jax.tree_util.tree_map(keep, new_state, state), info)
+
+    return eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, 0, 0, 0, None, None)))
+
+
+@eqx.filter_jit
+def _grid_eval(models, x, y, loss_kind):
+    def one(m):
+        y_hat = m(x)
+        return jnp.sum(output_loss(y_hat, y, loss_kind)), jnp.sum(jnp.argmax(y_hat, -1) == jnp.argmax(y, -1))
+
+    return eqx.filter_vmap(one)(models)
+
+
+def train_lr_grid(
+    config: TrainConfig,
+    lrs: Sequence[float],
+    activity_lrs: Sequence[float] | None = None,
+    *,
+    data: RunData | None = None,
+    progress: bool | None = None,
+) -> GridResult:
+    """Train ``config`` at every (lr, activity_lr) pair at once; see module docstring.
+
+    ``activity_lrs`` is ignored for BP (one column). ``data`` may pass preloaded arrays.
+    """
+    if not lrs or any(not v > 0 for v in lrs):
+        raise ValueError(f"lrs={list(lrs)!r} is not valid; expected a non-empty list of numbers > 0")
+    alrs = [config.activity_lr] if config.algo is Algorithm.BP or not activity_lrs else list(activity_lrs)
+    if any(not v > 0 for v in alrs):
+        raise ValueError(f"activity_lrs={alrs!r} is not valid; expected numbers > 0")
+    data = load_run_data(config) if data is None else data
+    pairs = list(itertools.product(lrs, alrs))
+    g = len(pairs)
+    model0 = build_model(config, data.d_in, data.n_classes)
+    lr_arr = jnp.asarray([p[0] for p in pairs], jnp.float32)
+    alr_arr = jnp.asarray([p[1] for p in pairs], jnp.float32)
+    models = _stack(model0, g)
+    states = eqx.filter_vmap(lambda m, lr: build_optimizer(config, model0, lr).init(eqx.filter(m, eqx.is_array)))(models, lr_arr)
+    spec = EnergySpec(config.loss, config.precision)
+    step = _grid_step(config, spec, model0)
+
+    alive = np.ones(g, bool)
+    n_batches = pdata.num_batches(data.x_train.shape[0], config.batch_size)
+    tail = max(1, n_batches // 10)  # train loss: mean over the last 10% of steps
+    losses = np.zeros((config.epochs * n_batches, g))
+    key = jax.random.PRNGKey(config.seed)
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=config.epochs * n_batches, disable=not show, unit="step", desc=f"grid of {g}")
+    t = 0
+    for epoch in range(config.epochs):
+        for xb, yb in pdata.batches(data.x_train, data.y_train, config.batch_size, key=jax.random.fold_in(key, epoch)):
+            models, states, info = step(models, states, lr_arr, alr_arr, jnp.asarray(alive), xb, yb)
+            loss, energy, status = (np.asarray(v) for v in (info.loss, info.energy, info.status))
+            bad = ~np.isfinite(loss) | (status == Status.NONFINITE)
+            if config.algo is Algorithm.PC:
+                bad |= ~(energy <= 2 * config.precision * loss + 1e-6)
+            alive &= ~bad
+            losses[t] = np.where(alive, loss, np.nan)
+            t += 1
+            bar.update(1)
+            bar.set_postfix(alive=f"{int(alive.sum())}/{g}")
+    bar.close()
+    tot_loss, correct = np.zeros(g), np.zeros(g)
+    for i in range(0, data.x_test.shape[0], 1000):
+        l, c = _grid_eval(models, data.x_test[i : i + 1000], data.y_test[i : i + 1000], spec.loss)
+        tot_loss += np.asarray(l)
+        correct += np.asarray(c)
+    n_test = data.x_test.shape[0]
+    shape = (len(lrs), len(alrs))
+    dead = ~alive
+    test_loss = np.where(dead, np.inf, tot_loss / n_test)
+    with warnings.catch_warnings():  # all-NaN columns of diverged points
+        warnings.simplefilter("ignore", RuntimeWarning)
+        train_loss = np.nanmean(losses[-tail:], axis=0) if t else np.full(g, math.nan)
+    return GridResult(
+        tuple(float(v) for v in lrs), tuple(float(v) for v in alrs),
+        np.where(dead, np.nan, correct / n_test).reshape(shape), test_loss.reshape(shape),
+        train_loss.reshape(shape),
+        dead.reshape(shape), t,
+    )

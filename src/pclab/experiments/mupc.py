@@ -1,0 +1,141 @@
+r"""Reproductions of the μPC paper (arXiv 2505.13124, science.md §1).
+
+* ``mupc-depth``: accuracy versus depth of ReLU residual nets trained for one epoch with
+  standard PC (SP), μPC and BP with Depth-μP, on MNIST and Fashion-MNIST.
+* ``mupc-transfer``: (weight lr × activity lr) test-loss heatmaps of μPC at a small and a
+  large (width, depth); reports whether the argmin moves.
+
+Both only call the library (:mod:`pclab.experiments.sweep`, :mod:`.lr_grid`). Runs land in
+``OUT/runs``; rerunning the command resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from matplotlib.patches import Rectangle
+
+from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
+from ..report.figures import heatmap, line_plot, panels, save_figure
+from .config import TrainConfig
+from .lr_grid import train_lr_grid
+from .registry import register
+from .sweep import run_sweep
+
+# Per-variant settings. μPC and BP use the (lr, activity lr) found best by ``mupc-transfer``
+# at width 128, depth 8 (zero-shot transfer); SP PC keeps the conventional small rates.
+VARIANTS: dict[str, dict] = {
+    "PC (SP)": dict(param="sp", algo="pc", lr=1e-3, activity_lr=0.1),
+    "μPC": dict(param="mupc", algo="pc", lr=3e-2, activity_lr=0.2),
+    "BP (Depth-μP)": dict(param="mupc", algo="bp", lr=3e-2),
+}
+
+
+@dataclass(frozen=True)
+class DepthStudy:
+    datasets: tuple[str, ...]
+    depths: tuple[int, ...]
+    base: dict = field(default_factory=dict)
+
+
+DEPTH_FULL = DepthStudy(("mnist", "fashion-mnist"), (8, 16, 32, 64, 128),
+                        dict(width=128, epochs=1, batch_size=128, infer_steps=8, act="relu", evals_per_epoch=1))
+DEPTH_QUICK = DepthStudy(("digits",), (4, 8, 16),
+                         dict(width=32, epochs=6, batch_size=64, infer_steps=8, act="relu", evals_per_epoch=1))
+
+
+@register("mupc-depth", "test accuracy vs depth (8-128): SP PC, μPC, BP with Depth-μP; MNIST + Fashion-MNIST")
+def mupc_depth(out: Path, quick: bool) -> dict:
+    study = DEPTH_QUICK if quick else DEPTH_FULL
+    points = [
+        (f"{ds}_{_slug(v)}_depth{d}", TrainConfig(dataset=ds, depth=d, **study.base, **VARIANTS[v]))
+        for ds in study.datasets for v in VARIANTS for d in study.depths
+    ]
+    rows = run_sweep(points, out, jobs=1 if not quick else 2, yes=True, log=lambda *_: None)
+    table = [{"dataset": ds, "variant": v, "depth": d, "test_accuracy": r["test_accuracy"], "diverged": r["diverged"],
+              "wall_seconds": r["wall_seconds"]}
+             for (name, _), r in zip(points, rows) for ds, v, d in [_parse(name)]]
+    atomic_write_csv(out / "accuracy_vs_depth.csv", table)
+    fig, axes = panels(len(study.datasets), suptitle="Test accuracy after training vs depth (ReLU ResNets)")
+    for ax, ds in zip(axes, study.datasets):
+        series = {v: [_acc(table, ds, v, d) for d in study.depths] for v in VARIANTS}
+        line_plot(ax, study.depths, series, title=ds, xlabel="depth L (weight layers)", ylabel="test accuracy (%)",
+                  logx=True, styles={v: {"marker": "o"} for v in VARIANTS})
+        ax.set_xticks(study.depths, [str(d) for d in study.depths])
+    save_figure(fig, out / "accuracy_vs_depth.png")
+    atomic_write_text(out / "accuracy_vs_depth.md", _markdown(table, study))
+    return {"table": str(out / "accuracy_vs_depth.md"), "wall_seconds_runs": round(sum(r["wall_seconds"] or 0 for r in table), 1)}
+
+
+TRANSFER_FULL = dict(
+    small=(128, 8), large=(128, 64), lrs=(3e-3, 1e-2, 3e-2, 1e-1, 3e-1), activity_lrs=(0.025, 0.05, 0.1, 0.2, 0.4),
+    base=dict(dataset="mnist", epochs=1, batch_size=128, infer_steps=8, act="relu", param="mupc"),
+)
+TRANSFER_QUICK = dict(
+    small=(16, 4), large=(32, 16), lrs=(3e-3, 3e-2, 3e-1), activity_lrs=(0.05, 0.2, 0.8),
+    base=dict(dataset="digits", epochs=4, batch_size=64, infer_steps=8, act="relu", param="mupc"),
+)
+
+
+@register("mupc-transfer", "μPC weight-lr × activity-lr heatmaps at small and large (width, depth); does the argmin move?")
+def mupc_transfer(out: Path, quick: bool) -> dict:
+    spec = TRANSFER_QUICK if quick else TRANSFER_FULL
+    fig, axes = panels(2, ncols=2, panel_size=(5.2, 4.2), suptitle="μPC test loss after training (✕ = diverged)")
+    best, rows = {}, []
+    for ax, which in zip(axes, ("small", "large")):
+        width, depth = spec[which]
+        cfg = TrainConfig(width=width, depth=depth, **spec["base"])
+        res = train_lr_grid(cfg, spec["lrs"], spec["activity_lrs"], progress=False)
+        rows += [{"setting": which, "width": width, "depth": depth, **r} for r in res.rows()]
+        best[which] = res.best()
+        heatmap(ax, np.where(res.diverged, np.nan, res.test_loss), spec["lrs"], spec["activity_lrs"],
+                title=f"width {width}, depth {depth}", xlabel="activity lr", ylabel="weight lr",
+                cbar_label="test loss", log=True)
+        for i, j in zip(*np.nonzero(res.diverged)):
+            ax.text(j, i, "✕", ha="center", va="center", color="red")
+        i, j = best[which]
+        ax.add_patch(Rectangle(
+            (j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=2))
+    save_figure(fig, out / "transfer_heatmaps.png")
+    atomic_write_csv(out / "transfer_grid.csv", rows)
+    (si, sj), (li, lj) = best["small"], best["large"]
+    summary = {
+        "argmin_small": {"lr": spec["lrs"][si], "activity_lr": spec["activity_lrs"][sj]},
+        "argmin_large": {"lr": spec["lrs"][li], "activity_lr": spec["activity_lrs"][lj]},
+        "grid_steps_moved": max(abs(si - li), abs(sj - lj)),
+        "transfers": max(abs(si - li), abs(sj - lj)) <= 1,
+    }
+    atomic_write_json(out / "transfer_summary.json", summary)
+    return summary
+
+
+def _slug(variant: str) -> str:
+    return {"PC (SP)": "pc-sp", "μPC": "mupc", "BP (Depth-μP)": "bp-depthmup"}[variant]
+
+
+def _parse(name: str) -> tuple[str, str, int]:
+    ds, slug, depth = name.rsplit("_", 2)
+    variant = next(v for v in VARIANTS if _slug(v) == slug)
+    return ds, variant, int(depth.removeprefix("depth"))
+
+
+def _acc(table, ds, v, d) -> float:
+    r = next(r for r in table if (r["dataset"], r["variant"], r["depth"]) == (ds, v, d))
+    return float("nan") if r["test_accuracy"] is None or r["diverged"] else 100 * r["test_accuracy"]
+
+
+def _markdown(table, study: DepthStudy) -> str:
+    lines = []
+    for ds in study.datasets:
+        lines += [f"### {ds}", "", "| variant | " + " | ".join(f"depth {d}" for d in study.depths) + " |",
+                  "|---|" + "---|" * len(study.depths)]
+        for v in VARIANTS:
+            cells = []
+            for d in study.depths:
+                a = _acc(table, ds, v, d)
+                cells.append("diverged" if np.isnan(a) else f"{a:.2f}%")
+            lines.append(f"| {v} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

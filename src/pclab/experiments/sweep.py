@@ -1,0 +1,135 @@
+"""Sweeps: many training runs into one folder with a ``results.csv``.
+
+* A grid over ``lr`` and/or ``activity_lr`` only runs as **one compiled program**
+  (:func:`pclab.experiments.lr_grid.train_lr_grid`).
+* Any other grid runs one process per point, ``jobs`` at a time. Each point is a normal run
+  folder ``runs/NAME``; a point with a ``summary.json`` is skipped and a point interrupted
+  mid-run is resumed, so a sweep is resumable by running it again.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import itertools
+import json
+import multiprocessing
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import jax
+
+from ..bench import matmul_throughput
+from ..io import atomic_write_csv, atomic_write_json
+from ..nn.pcn import count_matmul_flops
+from .config import TrainConfig
+from .lr_grid import train_lr_grid
+from .runner import RunError, build_model, train
+
+LR_FIELDS = {"lr", "activity_lr"}
+# Examples per epoch of the data sets (for time estimates without loading them).
+_N_TRAIN = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "digits": 1442, "synthetic": 10000}
+_D_IN = {"mnist": 784, "fashion-mnist": 784, "cifar10": 3072, "digits": 64, "synthetic": 20}
+
+
+class BudgetExceeded(Exception):
+    """The sweep's estimated time exceeds the budget and ``yes`` was not given."""
+
+
+def point_name(changes: dict[str, Any]) -> str:
+    return "_".join(f"{k}={v.value if hasattr(v, 'value') else v}" for k, v in changes.items()) or "base"
+
+
+def grid_points(base: TrainConfig, grid: dict[str, Sequence[Any]]) -> list[tuple[str, TrainConfig]]:
+    """The Cartesian product of ``grid`` applied to ``base``, as (name, config) pairs."""
+    keys = list(grid)
+    out = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        changes = dict(zip(keys, values))
+        out.append((point_name(changes), TrainConfig.from_dict({**base.to_dict(), **changes})))
+    return out
+
+
+def estimate_seconds(configs: Iterable[TrainConfig], gflops: float | None = None) -> float:
+    """Rough wall time of the runs by the cost model of ``pclab.bench`` and a measured matmul
+    throughput (``gflops``; measured here when not given)."""
+    if gflops is None:
+        gflops = matmul_throughput(8, 128, 128, repeats=3)
+    total = 0.0
+    for c in configs:
+        n = min(c.n_train or 10**9, _N_TRAIN.get(c.dataset.value, 60000))
+        steps = c.epochs * (n // c.batch_size)
+        model = jax.eval_shape(lambda: build_model(c, _D_IN.get(c.dataset.value, 784), 10))
+        per_step = (2 * c.infer_steps + 3 if c.algo.value == "pc" else 3) * count_matmul_flops(model, c.batch_size)
+        total += steps * per_step / (gflops * 1e9)
+    return total
+
+
+def _run_point(config_dict: dict, out: str) -> dict:
+    """Worker: run (or resume, or skip) one point; never raises for a failed run."""
+    out_p = Path(out)
+    if (out_p / "summary.json").exists():
+        return json.loads((out_p / "summary.json").read_text())
+    try:
+        config = TrainConfig.from_dict(config_dict)
+        return train(config, out_p, resume=(out_p / "config.json").exists(), progress=False)
+    except Exception as e:  # a failing point is recorded, the sweep goes on
+        return {"error": " ".join(str(e).split()), "diverged": None, "test_accuracy": None}
+
+
+def run_sweep(
+    points: list[tuple[str, TrainConfig]],
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    budget_s: float = 3600.0,
+    yes: bool = False,
+    log=print,
+) -> list[dict]:
+    """Run ``points`` into ``out/runs/NAME`` and write ``out/results.csv``; see module docstring."""
+    out = Path(out)
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs!r} is not valid; expected an integer >= 1")
+    todo = [c for name, c in points if not (out / "runs" / name / "summary.json").exists()]
+    est = estimate_seconds(todo) if todo else 0.0
+    if est > budget_s and not yes:
+        raise BudgetExceeded(f"this sweep of {len(todo)} runs would take about {est / 60:.0f} min on this machine, "
+                             f"over the budget of {budget_s / 60:.0f} min; pass --yes to run it anyway")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"--out {str(out)!r} is not writable: {e.strerror or e}") from None
+    log(f"sweep: {len(points)} points ({len(points) - len(todo)} already done), estimated {est / 60:.1f} min")
+    ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
+    results: dict[str, dict] = {}
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(_run_point, c.to_dict(), str(out / "runs" / name)): name for name, c in points}
+        for fut in cf.as_completed(futures):
+            name = futures[fut]
+            results[name] = fut.result()
+            r = results[name]
+            log(f"  {name}: " + (f"error: {r['error']}" if "error" in r else
+                                 "diverged" if r.get("diverged") else f"test accuracy {100 * r['test_accuracy']:.2f}%"))
+    rows = [_row(name, c, results[name]) for name, c in points]
+    atomic_write_csv(out / "results.csv", rows)
+    return rows
+
+
+def run_lr_sweep(base: TrainConfig, lrs: Sequence[float], activity_lrs: Sequence[float] | None, out: str | Path,
+                 *, progress: bool | None = None) -> list[dict]:
+    """A weight-lr × activity-lr grid as one compiled program; writes per-point summaries and
+    ``results.csv`` like :func:`run_sweep`."""
+    out = Path(out)
+    res = train_lr_grid(base, lrs, activity_lrs, progress=progress)
+    rows = []
+    for r in res.rows():
+        name = point_name({"lr": r["lr"], "activity_lr": r["activity_lr"]})
+        summary = {**r, "epochs": base.epochs, "steps": res.steps}
+        atomic_write_json(out / "runs" / name / "summary.json", summary)
+        rows.append({"name": name, **base.to_dict(), **summary})
+    atomic_write_csv(out / "results.csv", rows)
+    return rows
+
+
+def _row(name: str, config: TrainConfig, summary: dict) -> dict:
+    keep = ("test_accuracy", "test_loss", "train_loss", "steps", "wall_seconds", "diverged", "diverged_step", "error")
+    return {"name": name, **config.to_dict(), **{k: summary.get(k) for k in keep}}
