@@ -90,15 +90,16 @@ def run_sweep(
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not valid; expected an integer >= 1")
     todo = [c for name, c in points if not (out / "runs" / name / "summary.json").exists()]
-    est = estimate_seconds(todo) if todo else 0.0
-    if est > budget_s and not yes:
-        raise BudgetExceeded(f"this sweep of {len(todo)} runs would take about {est / 60:.0f} min on this machine, "
-                             f"over the budget of {budget_s / 60:.0f} min; pass --yes to run it anyway")
+    if not yes and todo:  # the estimate runs JAX here: skip it when the answer is already yes
+        est = estimate_seconds(todo)
+        if est > budget_s:
+            raise BudgetExceeded(f"this sweep of {len(todo)} runs would take about {est / 60:.0f} min on this machine, "
+                                 f"over the budget of {budget_s / 60:.0f} min; pass --yes to run it anyway")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunError(f"--out {str(out)!r} is not writable: {e.strerror or e}") from None
-    log(f"sweep: {len(points)} points ({len(points) - len(todo)} already done), estimated {est / 60:.1f} min")
+    log(f"sweep: {len(points)} points ({len(points) - len(todo)} already done)")
     ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
     results: dict[str, dict] = {}
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:

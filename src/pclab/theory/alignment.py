@@ -1,0 +1,131 @@
+r"""How close PC weight gradients are to BP gradients (science.md §3).
+
+For a pclab model θ and a batch (x, y) the PC gradient is ∇_θ F(θ, z*) at the activity
+equilibrium z* (= ∇_θ F* by the envelope theorem) and the BP gradient is ∇_θ L of the
+feedforward loss. Their cosine similarity
+
+    cos(g_PC, g_BP) = ⟨g_PC, g_BP⟩ / (‖g_PC‖ ‖g_BP‖)
+
+is reported over all parameters and per layer (input W_1, each hidden W_l, output W_L; a
+layer's bias counts with its weights). For linear models F* = ½ rᵀS⁻¹r, so the cosine → 1
+when λS → I: in the μPC width limit N ≫ L, and as the precision λ → 0 for any model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ..energy import EnergySpec
+from ..inference import AbstractSolver, ExactSolver, GradientDescent, infer
+from ..learning import bp_grad, pc_weight_grad
+from ..nn.pcn import PCN, layer_maps
+from ..options import OutputLoss, Status
+from .equilibrium import equilibrium_activities
+
+
+@dataclass(frozen=True)
+class GradientAlignment:
+    """Cosine similarities of PC and BP gradients and how the equilibrium was reached.
+
+    Attributes:
+        cosine: over all parameters. input, output: of W_1 (and b_1), of W_L (and b_L).
+        hidden: one per hidden weight W_2..W_{L−1} (empty for depth 2).
+        converged: inference reached its tolerance (always True for the exact solver).
+        infer_steps: inference steps used. pc_norm, bp_norm: the two gradients' 2-norms.
+    """
+
+    cosine: float
+    input: float
+    hidden: tuple[float, ...]
+    output: float
+    converged: bool
+    infer_steps: int
+    pc_norm: float
+    bp_norm: float
+
+
+def cosine_similarity(a, b) -> jax.Array:
+    """⟨a, b⟩/(‖a‖‖b‖) of two arrays or pytrees of the same structure (flattened), a scalar."""
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    dot = sum(jnp.vdot(u, v) for u, v in zip(la, lb))
+    na = jnp.sqrt(sum(jnp.vdot(u, u) for u in la))
+    nb = jnp.sqrt(sum(jnp.vdot(v, v) for v in lb))
+    return dot / (na * nb)
+
+
+def _layers(g: PCN) -> tuple[list, list[list], list]:
+    hidden = [[g.w_hidden[k]] + ([] if g.b_hidden is None else [g.b_hidden[k]]) for k in range(g.w_hidden.shape[0])]
+    first = [g.w_in] + ([] if g.b_in is None else [g.b_in])
+    last = [g.w_out] + ([] if g.b_out is None else [g.b_out])
+    return first, hidden, last
+
+
+@eqx.filter_jit
+def _alignment(model, x, y, solver, spec, max_steps, rtol, atol):
+    bias_free = all(b is None for b in (model.b_in, model.b_hidden, model.b_out))
+    if isinstance(solver, ExactSolver) and bias_free:  # closed form: same z*, cheaper to compile
+        z = jnp.stack(equilibrium_activities(layer_maps(model), x, y, spec.precision))
+        status, steps = jnp.asarray(int(Status.CONVERGED)), jnp.asarray(1)
+    else:
+        sol = infer(model, x, y, solver=solver, spec=spec, max_steps=max_steps, rtol=rtol, atol=atol, throw=False)
+        z, status, steps = sol.z, sol.status, sol.steps
+    g_pc = eqx.filter(pc_weight_grad(model, z, x, y, spec), eqx.is_array)
+    g_bp = eqx.filter(bp_grad(model, x, y, spec), eqx.is_array)
+    (p_in, p_hid, p_out), (b_in, b_hid, b_out) = _layers(g_pc), _layers(g_bp)
+    per_hidden = jnp.stack([cosine_similarity(p, b) for p, b in zip(p_hid, b_hid)]) if p_hid else jnp.zeros((0,))
+    norm = lambda t: jnp.sqrt(sum(jnp.vdot(u, u) for u in jax.tree_util.tree_leaves(t)))  # noqa: E731
+    return dict(
+        cosine=cosine_similarity(g_pc, g_bp), input=cosine_similarity(p_in, b_in), hidden=per_hidden,
+        output=cosine_similarity(p_out, b_out), status=status, steps=steps,
+        pc_norm=norm(g_pc), bp_norm=norm(g_bp),
+    )
+
+
+def pc_bp_alignment(
+    model: PCN,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    solver: "AbstractSolver | str | None" = None,
+    spec: EnergySpec = EnergySpec(),
+    max_steps: int | None = None,
+    rtol: float = 1e-6,
+    atol: float = 0.0,
+) -> GradientAlignment:
+    """Cosine similarity of the PC gradient at equilibrium and the BP gradient of ``model``.
+
+    Args:
+        model: any pclab PCN (linear or not). x: (B, D). y: (B, O).
+        solver: ``'exact'`` / ``pclab.ExactSolver()`` (linear model, MSE output: the closed form
+            of :func:`equilibrium_activities` when bias-free, else pclab's exact solver), any
+            pclab solver, or None = exact when possible, else ``GradientDescent(0.1)``.
+        max_steps, rtol, atol: passed to :func:`pclab.infer` (default max_steps 5000; ignored by
+            the exact solver). Check ``converged`` before trusting a nonlinear result.
+    """
+    exact_ok = model.linear and spec.loss is OutputLoss.MSE
+    if solver is None:
+        solver = ExactSolver() if exact_ok else GradientDescent(0.1)
+    elif isinstance(solver, str):
+        if solver != "exact":
+            raise ValueError(f"solver={solver!r} is not valid; expected 'exact', a pclab solver or None")
+        solver = ExactSolver()
+    if isinstance(solver, ExactSolver) and not exact_ok:
+        raise ValueError("solver='exact' needs a linear model (act='linear') with loss='mse'")
+    if not isinstance(solver, AbstractSolver):
+        raise ValueError(f"solver={solver!r} is not valid; expected 'exact', a pclab solver or None")
+    max_steps = (1 if isinstance(solver, ExactSolver) else 5000) if max_steps is None else max_steps
+    out = _alignment(model, x, y, solver, spec, max_steps, rtol, atol)
+    return GradientAlignment(
+        cosine=float(out["cosine"]),
+        input=float(out["input"]),
+        hidden=tuple(float(c) for c in out["hidden"]),
+        output=float(out["output"]),
+        converged=int(out["status"]) == int(Status.CONVERGED),
+        infer_steps=int(out["steps"]),
+        pc_norm=float(out["pc_norm"]),
+        bp_norm=float(out["bp_norm"]),
+    )
