@@ -22,6 +22,28 @@ from ..options import Activation, parse_option
 from ..params import Multipliers, Parameterisation, get_param
 
 
+# PC energies are sums of squared *differences* of layer outputs computed by different kernels
+# (a scanned forward pass vs. one batched matmul): reduced-precision matmuls (TF32 on GPUs)
+# leave errors of ~1e-3 at the feedforward start and corrupt inference. All PCN matmuls
+# therefore run at full precision.
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def dense(x: Float[Array, "... I"], w: Float[Array, "O I"]) -> Float[Array, "... O"]:
+    """x Wᵀ at full precision."""
+    return jnp.matmul(x, w.T, precision=_HIGHEST)
+
+
+def stacked(z: Float[Array, "H B I"], w: Float[Array, "H O I"]) -> Float[Array, "H B O"]:
+    """Per-layer z_h W_hᵀ for all layers h at once (one batched matmul over depth)."""
+    return jnp.einsum("hbi,hoi->hbo", z, w, precision=_HIGHEST)
+
+
+def stacked_t(e: Float[Array, "H B O"], w: Float[Array, "H O I"]) -> Float[Array, "H B I"]:
+    """Per-layer e_h W_h (the transposed map), for all layers at once."""
+    return jnp.einsum("hbo,hoi->hbi", e, w, precision=_HIGHEST)
+
+
 def _check_size(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r} is not valid; expected an integer >= 1")
@@ -74,24 +96,24 @@ class PCN(eqx.Module):
     # ----- the layer maps ----------------------------------------------------------------
     def predict_first(self, x: Float[Array, "B D"]) -> Float[Array, "B N"]:
         """f_1(x) = a_1 W_1 x + b_1."""
-        mu = self.mult.input * (x @ self.w_in.T)
+        mu = self.mult.input * dense(x, self.w_in)
         return mu if self.b_in is None else mu + self.b_in
 
     def predict_hidden(self, z: Float[Array, "H B N"]) -> Float[Array, "H B N"]:
         """f_l(z_{l−1}) for all hidden layers at once: one batched matmul over depth."""
-        mu = self.mult.hidden * jnp.einsum("hbi,hoi->hbo", self.act(z), self.w_hidden)
+        mu = self.mult.hidden * stacked(self.act(z), self.w_hidden)
         if self.skips:
             mu = mu + z
         return mu if self.b_hidden is None else mu + self.b_hidden[:, None, :]
 
     def predict_output(self, z: Float[Array, "B N"]) -> Float[Array, "B O"]:
         """f_L(z_{L−1}) = a_L W_L φ(z) + b_L."""
-        mu = self.mult.output * (self.act(z) @ self.w_out.T)
+        mu = self.mult.output * dense(self.act(z), self.w_out)
         return mu if self.b_out is None else mu + self.b_out
 
     def _hidden_layer(self, z, wb):
         w, b = wb
-        mu = self.mult.hidden * (self.act(z) @ w.T)
+        mu = self.mult.hidden * dense(self.act(z), w)
         if self.skips:
             mu = mu + z
         return mu if b is None else mu + b

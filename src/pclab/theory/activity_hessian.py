@@ -91,8 +91,13 @@ def dense_equilibrium_activities(
     Returns L−1 arrays of shapes (B, n_l), like :func:`pclab.theory.equilibrium_activities`.
     """
     maps, x, y = check_problem(maps, x, y, precision)
+    return _dense_solve(maps, x, y, precision)
+
+
+@jax.jit
+def _dense_solve(maps, x, y, precision):
     off = _offsets(maps)
-    h = activity_hessian(maps, precision)
+    h = _build_hessian(maps, precision)
     b = jnp.zeros((x.shape[0], off[-1]), h.dtype)
     b = b.at[:, off[0]:off[1]].add(x @ maps[0].T)
     b = b.at[:, off[-2]:off[-1]].add(precision * y @ maps[-1])

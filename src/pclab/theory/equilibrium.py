@@ -42,6 +42,11 @@ def equilibrated_energy(maps: Sequence[jax.Array], x: jax.Array, y: jax.Array, p
         x: (B, d_in). y: (B, d_out). precision: output precision λ > 0.
     """
     maps, x, y = check_problem(maps, x, y, precision)
+    return _energy(maps, x, y, precision)
+
+
+@jax.jit
+def _energy(maps, x, y, precision):
     r, mu = _multiplier(maps, x, y, precision)
     return 0.5 * jnp.mean(jnp.sum(r * mu, axis=-1))
 
@@ -55,6 +60,11 @@ def equilibrium_activities(
     ``pclab.infer(model, x, y, solver=pclab.ExactSolver()).z`` returns.
     """
     maps, x, y = check_problem(maps, x, y, precision)
+    return _activities(maps, x, y, precision)
+
+
+@jax.jit
+def _activities(maps, x, y, precision):
     _, mu = _multiplier(maps, x, y, precision)
     z_ff = feedforward_activities(maps, x)[:-1]
     out, delta = [], None
@@ -70,5 +80,10 @@ def equilibrium_errors(
     """The prediction errors at equilibrium, e_l* = J_lᵀ S⁻¹ r (B, n_l) for l < L and
     e_L* = S⁻¹ r / λ (B, d_out): L arrays. Σ_l ½‖e_l*‖² (+ λ weight on the last) is F*."""
     maps, x, y = check_problem(maps, x, y, precision)
+    return _errors(maps, x, y, precision)
+
+
+@jax.jit
+def _errors(maps, x, y, precision):
     _, mu = _multiplier(maps, x, y, precision)
     return [mu @ j for j in output_jacobians(maps)] + [mu / precision]

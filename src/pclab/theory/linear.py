@@ -30,6 +30,11 @@ def feedforward_activities(maps: Sequence[jax.Array], x: jax.Array) -> list[jax.
     if x.ndim != 2 or x.shape[1] != maps[0].shape[1]:
         raise ValueError(f"x has shape {tuple(x.shape)} but maps[0] (B_1) has shape {tuple(maps[0].shape)}: "
                          f"expected (batch, {maps[0].shape[1]})")
+    return _forward(maps, x)
+
+
+@jax.jit
+def _forward(maps, x):
     out, z = [], x
     for b in maps:
         z = z @ b.T
@@ -49,7 +54,12 @@ def end_to_end(maps: Sequence[jax.Array]) -> jax.Array:
 def linear_loss(maps: Sequence[jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
     """The MSE loss L = 1/(2B) Σ_i ‖y_i − B_{L:1} x_i‖² (a scalar; no precision)."""
     maps, x, y = check_problem(maps, x, y)
-    r = y - feedforward_activities(maps, x)[-1]
+    return _loss(maps, x, y)
+
+
+@jax.jit
+def _loss(maps, x, y):
+    r = y - _forward(maps, x)[-1]
     return 0.5 * jnp.mean(jnp.sum(r**2, axis=-1))
 
 
@@ -62,13 +72,19 @@ def linear_energy(
         z: L−1 arrays z_1..z_{L−1}, shapes (B, n_l) (or one (L−1, B, N) array for equal widths).
     """
     maps, x, y = check_problem(maps, x, y, precision)
-    z = list(z)
+    z = [jnp.asarray(zl, x.dtype) for zl in z]
     if len(z) != len(maps) - 1:
         raise ValueError(f"z has {len(z)} layers; expected L−1 = {len(maps) - 1}")
-    total, prev = 0.0, x
     for l, (b, zl) in enumerate(zip(maps[:-1], z)):
         if zl.shape != (x.shape[0], b.shape[0]):
             raise ValueError(f"z[{l}] (z_{l + 1}) has shape {tuple(zl.shape)}; expected {(x.shape[0], b.shape[0])}")
+    return _energy(maps, z, x, y, precision)
+
+
+@jax.jit
+def _energy(maps, z, x, y, precision):
+    total, prev = 0.0, x
+    for b, zl in zip(maps[:-1], z):
         total = total + jnp.sum((zl - prev @ b.T) ** 2, axis=-1)
         prev = zl
     total = total + precision * jnp.sum((y - prev @ maps[-1].T) ** 2, axis=-1)

@@ -43,9 +43,13 @@ def _gram_jit(maps: list[jax.Array]) -> jax.Array:
 def rescaling_matrix(maps: Sequence[jax.Array], precision=1.0) -> jax.Array:
     """S = I/λ + Σ_{l=1}^{L−1} J_l J_lᵀ, shape (d_out, d_out). ``maps``: B_1..B_L (out, in)."""
     check_precision(precision)
-    maps = as_maps(maps)
+    return _rescaling(as_maps(maps), precision)
+
+
+@jax.jit
+def _rescaling(maps, precision):
     d_out = maps[-1].shape[0]
-    return jnp.eye(d_out, dtype=maps[-1].dtype) / precision + _gram(maps)
+    return jnp.eye(d_out, dtype=maps[-1].dtype) / precision + _gram_jit(maps)
 
 
 def rescaling_deviation(maps: Sequence[jax.Array], precision=1.0) -> jax.Array:

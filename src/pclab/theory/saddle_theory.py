@@ -19,6 +19,7 @@ Both points are critical for both objectives. Shapes: x (B, d_in), y (B, d_out).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import jax
@@ -66,9 +67,16 @@ def predicted_hessians(
     of the module docstring, in :func:`pclab.theory.flatten_weights` order."""
     check_precision(precision)
     shapes = _check_shapes(shapes)
-    weights = zero_rank_point(shapes, a, jnp.result_type(x, y, float))
-    dt = weights[0].dtype
-    x, y = jnp.asarray(x, dt), jnp.asarray(y, dt)
+    dt = jnp.result_type(x, y, float)
+    if a is not None:
+        zero_rank_point(shapes, a, dt)  # shape checks
+        a = jnp.asarray(a, dt)
+    return _predicted(tuple(shapes), jnp.asarray(x, dt), jnp.asarray(y, dt), a, precision)
+
+
+@partial(jax.jit, static_argnums=0)
+def _predicted(shapes, x, y, a, precision):
+    dt = x.dtype
     n_layers = len(shapes)
     sizes = [s[0] * s[1] for s in shapes]
     start = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
@@ -78,12 +86,12 @@ def predicted_hessians(
     n_last = shapes[-1][1]  # W_L is (d_out, n_{L-1})
     m = jnp.eye(n_last, dtype=dt)
     if a is not None:
-        m = m + weights[-2] @ weights[-2].T
+        m = m + a @ a.T
     sl = slice(start[-2], start[-1])
     h_f = h_f.at[sl, sl].set(-(precision**2) * jnp.kron(output_covariance(y), m))
 
     if n_layers == 2 or (n_layers == 3 and a is not None):
-        p = jnp.eye(n_last, dtype=dt) if n_layers == 2 else weights[1]  # (n_{L−1}, n_1)
+        p = jnp.eye(n_last, dtype=dt) if n_layers == 2 else a  # (n_{L−1}, n_1); here A = W_2
         cross = -jnp.einsum("od,nm->onmd", cross_covariance(y, x), p)
         cross = cross.reshape(sizes[-1], sizes[0])
         s1 = slice(start[0], start[1])
