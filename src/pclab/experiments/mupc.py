@@ -42,8 +42,8 @@ class DepthStudy:
 
 DEPTH_FULL = DepthStudy(("mnist", "fashion-mnist"), (8, 16, 32, 64, 128),
                         dict(width=128, epochs=1, batch_size=128, infer_steps=8, act="relu", evals_per_epoch=1))
-DEPTH_QUICK = DepthStudy(("digits",), (4, 8, 16),
-                         dict(width=32, epochs=6, batch_size=64, infer_steps=8, act="relu", evals_per_epoch=1))
+DEPTH_QUICK = DepthStudy(("digits",), (4, 12),
+                         dict(width=32, epochs=5, batch_size=64, infer_steps=8, act="relu", evals_per_epoch=1))
 
 
 @register("mupc-depth", "test accuracy vs depth (8-128): SP PC, μPC, BP with Depth-μP; MNIST + Fashion-MNIST")

@@ -1,0 +1,34 @@
+"""``pclab reproduce NAME --quick`` for the μPC figures: files written, numbers sane."""
+
+import csv
+import json
+
+from pclab.cli import main
+
+
+def test_reproduce_list_names_all(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mupc-depth", "mupc-transfer"):
+        assert name in out
+
+
+def test_mupc_transfer_quick(tmp_path, capsys):
+    assert main(["reproduce", "mupc-transfer", "--quick", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "transfer_summary.json").read_text())
+    assert summary["grid_steps_moved"] >= 0 and isinstance(summary["transfers"], bool)
+    rows = list(csv.DictReader(open(tmp_path / "transfer_grid.csv")))
+    assert len(rows) == 2 * 9
+    assert (tmp_path / "transfer_heatmaps.png").stat().st_size > 10_000
+    # the best point of each setting learned something real on digits (chance = 10%)
+    best = max(float(r["test_accuracy"] or 0) for r in rows if r["setting"] == "small")
+    assert best > 0.8
+
+
+def test_mupc_depth_quick(tmp_path, capsys):
+    assert main(["reproduce", "mupc-depth", "--quick", "--out", str(tmp_path)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "accuracy_vs_depth.csv")))
+    assert {r["variant"] for r in rows} == {"PC (SP)", "μPC", "BP (Depth-μP)"}
+    bp = [float(r["test_accuracy"]) for r in rows if r["variant"] == "BP (Depth-μP)"]
+    assert min(bp) > 0.8
+    assert (tmp_path / "accuracy_vs_depth.png").is_file() and (tmp_path / "accuracy_vs_depth.md").is_file()

@@ -1,0 +1,71 @@
+"""Sweeps: the vmapped lr grid equals separate runs; process sweeps resume, record divergence, budget."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from pclab.cli import main
+from pclab.experiments.config import TrainConfig
+from pclab.experiments.lr_grid import train_lr_grid
+from pclab.experiments.runner import train
+from pclab.experiments.sweep import BudgetExceeded, estimate_seconds, grid_points, run_sweep
+
+BASE = TrainConfig(dataset="digits", depth=4, width=16, epochs=2, batch_size=64, evals_per_epoch=1)
+
+
+def test_vectorised_grid_matches_separate_runs(tmp_path):
+    """Each grid point of the one-program grid ends where a separate run with that lr ends."""
+    lrs, alrs = [3e-3, 3e-2], [0.1, 0.3]
+    grid = train_lr_grid(BASE, lrs, alrs, progress=False)
+    assert grid.test_accuracy.shape == (2, 2) and not grid.diverged.any()
+    for i, lr in enumerate(lrs):
+        for j, alr in enumerate(alrs):
+            s = train(BASE.replace(lr=lr, activity_lr=alr), tmp_path / f"{i}{j}", progress=False)
+            assert s["test_loss"] == pytest.approx(grid.test_loss[i, j], rel=1e-3)  # float32 rounding of vmapped matmuls
+            assert s["test_accuracy"] == pytest.approx(grid.test_accuracy[i, j], abs=2 / 355)
+    # different learning rates really give different results
+    assert abs(grid.test_loss[0, 0] - grid.test_loss[1, 1]) > 0.05 * grid.test_loss[1, 1]
+
+
+def test_grid_freezes_diverged_points():
+    grid = train_lr_grid(BASE, [3e-2], [0.2, 50.0], progress=False)
+    assert grid.diverged.tolist() == [[False, True]]
+    assert np.isfinite(grid.test_loss[0, 0]) and grid.test_loss[0, 1] == np.inf
+    assert grid.best() == (0, 0)
+
+
+def test_process_sweep_records_divergence_and_resumes(tmp_path):
+    points = grid_points(BASE.replace(epochs=1), {"activity_lr": [0.2, 50.0], "algo": ["pc"]})
+    rows = run_sweep(points, tmp_path, jobs=2, yes=True, log=lambda *_: None)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["activity_lr=50.0_algo=pc"]["diverged"] is True
+    assert by_name["activity_lr=0.2_algo=pc"]["diverged"] is False
+    table = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert len(table) == 2 and {"name", "test_accuracy", "diverged", "depth"} <= set(table[0])
+    # A rerun finds every point done and does not retrain (summaries unchanged).
+    before = (tmp_path / "runs" / "activity_lr=0.2_algo=pc" / "summary.json").read_text()
+    run_sweep(points, tmp_path, jobs=1, yes=True, log=lambda *_: None)
+    assert (tmp_path / "runs" / "activity_lr=0.2_algo=pc" / "summary.json").read_text() == before
+
+
+def test_budget_needs_yes(tmp_path):
+    points = grid_points(BASE.replace(dataset="mnist", depth=128, width=128, epochs=50), {"seed": [0, 1]})
+    assert estimate_seconds([c for _, c in points], gflops=30.0) > 3600
+    with pytest.raises(BudgetExceeded, match="pass --yes"):
+        run_sweep(points, tmp_path, budget_s=60.0)
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_sweep_cli(tmp_path, capsys):
+    out = tmp_path / "sw"
+    code = main(["sweep", "--dataset", "digits", "--depth", "3", "--width", "16", "--epochs", "1", "--batch-size", "64",
+                 "--set", "lr=0.003,0.03", "--quiet", "--out", str(out)])
+    assert code == 0
+    assert "2 runs, 0 diverged" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [float(r["lr"]) for r in rows] == [0.003, 0.03]
+    assert json.loads((out / "runs" / "lr=0.003_activity_lr=0.2" / "summary.json").read_text())["steps"] == 1442 // 64
+    code = main(["sweep", "--set", "nonsense=1,2", "--out", str(tmp_path / "x")])
+    assert code == 2 and "not a config field" in capsys.readouterr().err
