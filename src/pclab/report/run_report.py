@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import base64
 import html
-import io
+import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ..io import atomic_write_bytes, atomic_write_text  # noqa: E402
-
-
-def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+from ..io import atomic_write_text
+from .figures import line_plot, panels, save_figure
 
 
 def _col(rows, key):
-    return [r.get(key) if r.get(key) is not None else float("nan") for r in rows]
+    return [math.nan if r.get(key) is None else r[key] for r in rows]
 
 
 def run_figures(run_dir: Path, rows: list[dict[str, Any]], title: str) -> list[Path]:
@@ -32,43 +21,42 @@ def run_figures(run_dir: Path, rows: list[dict[str, Any]], title: str) -> list[P
     if not rows:
         return []
     epoch = _col(rows, "epoch")
-    paths = []
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ax.plot(epoch, _col(rows, "train_loss"), "o-", label="train (mean since last eval)")
-    ax.plot(epoch, _col(rows, "test_loss"), "s-", label="test")
+    series = {"train (mean since last eval)": _col(rows, "train_loss"), "test": _col(rows, "test_loss")}
     if any(r.get("energy") is not None for r in rows):
-        ax.plot(epoch, _col(rows, "energy"), "^--", label="energy at equilibrium (train)")
-    ax.set(xlabel="epoch", ylabel="loss", title=f"Loss — {title}", yscale="log")
-    ax.legend(fontsize=8)
-    paths.append(_save(fig, run_dir / "loss.png"))
+        series["energy at equilibrium (train)"] = _col(rows, "energy")
+    fig, (ax,) = panels(1, panel_size=(5.5, 3.6))
+    line_plot(ax, epoch, series, title=f"Loss — {title}", xlabel="epoch", ylabel="loss", logy=True,
+              styles={k: {"marker": "o"} for k in series})
+    paths = [save_figure(fig, run_dir / "loss.png")]
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ax.plot(epoch, [100 * a for a in _col(rows, "test_accuracy")], "o-")
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=f"Test accuracy — {title}")
-    ax.grid(alpha=0.3)
-    paths.append(_save(fig, run_dir / "accuracy.png"))
+    fig, (ax,) = panels(1, panel_size=(5.5, 3.6))
+    line_plot(ax, epoch, {"test accuracy": [100 * a for a in _col(rows, "test_accuracy")]},
+              title=f"Test accuracy — {title}", xlabel="epoch", ylabel="test accuracy (%)", legend=False,
+              styles={"test accuracy": {"marker": "o"}})
+    paths.append(save_figure(fig, run_dir / "accuracy.png"))
 
-    with_layers = [r for r in rows if r.get("layer_energies")]
-    if with_layers:
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
-        cmap = plt.get_cmap("viridis")
-        for i, r in enumerate(with_layers):
-            ax.semilogy(range(1, len(r["layer_energies"]) + 1), [max(v, 1e-12) for v in r["layer_energies"]],
-                        color=cmap(i / max(1, len(with_layers) - 1)), label=f"epoch {r['epoch']:.2f}")
-        ax.set(xlabel="layer l (L = output term)", ylabel="energy of layer (batch mean)",
-               title="Energy per layer at equilibrium")
-        ax.legend(fontsize=7)
-        paths.append(_save(fig, run_dir / "energy_layers.png"))
-
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
-        for i, r in enumerate(with_layers):
-            ax.semilogy(range(len(r["infer_trace"])), r["infer_trace"], "o-", ms=3,
-                        color=cmap(i / max(1, len(with_layers) - 1)), label=f"epoch {r['epoch']:.2f}")
-        ax.set(xlabel="inference step", ylabel="energy (batch mean)", title="Inference convergence (diagnostic batch)")
-        ax.legend(fontsize=7)
-        paths.append(_save(fig, run_dir / "inference.png"))
+    evals = [r for r in rows if r.get("layer_energies")]
+    if evals:
+        colours = {f"epoch {r['epoch']:.2f}": {"color": _viridis(i, len(evals)), "marker": "o", "ms": 3}
+                   for i, r in enumerate(evals)}
+        fig, (ax,) = panels(1, panel_size=(5.5, 3.6))
+        layers = {f"epoch {r['epoch']:.2f}": (range(1, len(r["layer_energies"]) + 1),
+                                              [max(v, 1e-12) for v in r["layer_energies"]]) for r in evals}
+        line_plot(ax, None, layers, title="Energy per layer at equilibrium", xlabel="layer l (L = output term)",
+                  ylabel="energy of layer (batch mean)", logy=True, styles=colours)
+        paths.append(save_figure(fig, run_dir / "energy_layers.png"))
+        fig, (ax,) = panels(1, panel_size=(5.5, 3.6))
+        traces = {f"epoch {r['epoch']:.2f}": (range(len(r["infer_trace"])), r["infer_trace"]) for r in evals}
+        line_plot(ax, None, traces, title="Inference convergence (diagnostic batch)", xlabel="inference step",
+                  ylabel="energy (batch mean)", logy=True, styles=colours)
+        paths.append(save_figure(fig, run_dir / "inference.png"))
     return paths
+
+
+def _viridis(i: int, n: int):
+    from matplotlib import colormaps
+
+    return colormaps["viridis"](i / max(1, n - 1))
 
 
 def _table(d: dict[str, Any]) -> str:
