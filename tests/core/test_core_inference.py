@@ -143,3 +143,12 @@ def test_bad_shapes_name_the_argument():
             pclab.mlp(jax.random.PRNGKey(0), **args)
     with pytest.raises(ValueError, match="act='sigmoidal' is not valid; expected one of 'linear', 'tanh', 'relu', 'gelu'"):
         pclab.mlp(jax.random.PRNGKey(0), 4, 6, 3, 3, act="sigmoidal")
+
+
+def test_nan_input_is_refused():
+    m = pclab.mlp(jax.random.PRNGKey(0), 4, 6, 3, 3)
+    x = jnp.ones((2, 4)).at[0, 1].set(jnp.nan)
+    with pytest.raises(ValueError, match="x contains NaN or inf"):
+        pclab.infer(m, x, jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="y contains NaN or inf"):
+        pclab.infer(m, jnp.ones((2, 4)), jnp.full((2, 3), jnp.inf))

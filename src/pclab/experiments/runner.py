@@ -71,6 +71,9 @@ def load_run_data(config: TrainConfig) -> RunData:
     opts = {"path": config.cifar_path} if config.cifar_path else {}
     ds = pdata.load_dataset(config.dataset.value, cache_dir=config.data_dir, **opts)
     n = ds.n_train if config.n_train is None else min(config.n_train, ds.n_train)
+    for split, arr in (("train", ds.x_train), ("test", ds.x_test)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"data set {config.dataset.value!r}: the {split} inputs contain NaN or inf values")
     return RunData(jnp.asarray(ds.x_train[:n]), jnp.asarray(ds.one_hot("train")[:n]),
                    jnp.asarray(ds.x_test), jnp.asarray(ds.one_hot("test")))
 

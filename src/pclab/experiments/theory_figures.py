@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import pclab
 from pclab import theory as T
@@ -25,11 +23,6 @@ from pclab.report.figures import heatmap, line_plot, note, panels, save_figure
 from .registry import register
 
 F64 = jnp.float64
-
-
-def _momentum_solver():
-    """Heavy-ball GD on the activities: converges in ~√κ steps (plain GD needs ~κ)."""
-    return pclab.OptaxSolver(optax.sgd(0.3, momentum=0.9))
 
 
 def _layer_shapes(d_in: int, width: int, hidden: int, d_out: int) -> list[tuple[int, int]]:
@@ -61,7 +54,7 @@ def saddles_origin(out: Path, quick: bool) -> dict:
                 ev = {k: np.linalg.eigvalsh(np.asarray(m)) for k, m in
                       (("F* autodiff", hf), ("F* theory", tf), ("MSE autodiff", hl), ("MSE theory", tl))}
                 rep = T.saddle_report(w, x, y)
-                formula = float(T.predicted_lambda_min(y, a)) if (h >= 2 if a is None else h >= 3) else np.nan
+                formula = float(T.predicted_lambda_min(y, a)) if (h >= 2 if a is None else h >= 3) else None
                 idx = np.arange(len(ev["F* autodiff"]))
                 line_plot(ax, idx, ev, title=f"{point}, H = {h} (P = {len(idx)})", xlabel="eigenvalue index",
                           ylabel="eigenvalue", legend=col == 0, legend_loc="lower right", styles={
@@ -69,7 +62,7 @@ def saddles_origin(out: Path, quick: bool) -> dict:
                               "F* theory": dict(ls="none", marker="x", color="C0"),
                               "MSE autodiff": dict(ls="none", marker="s", mfc="none", ms=4, color="C1"),
                               "MSE theory": dict(ls="none", marker="+", color="C1")})
-                if np.isfinite(formula):
+                if formula is not None:
                     label = (r"$-\lambda_{max}(\Sigma_{yy})$" if a is None
                              else r"$-\lambda_{max}(\Sigma_{yy})(1+\sigma_{max}(A)^2)$")
                     ax.axhline(formula, color="C3", ls="--", lw=0.8, label=label)
@@ -96,7 +89,7 @@ def saddles_escape(out: Path, quick: bool) -> dict:
     out = Path(out)
     chain_steps, real_steps = (1000, 300) if quick else (3000, 1000)
     exact = InferenceConfig(pclab.ExactSolver(), max_steps=1)
-    iterative = InferenceConfig(_momentum_solver(), max_steps=300, rtol=1e-6)
+    iterative = InferenceConfig(T.momentum_solver(0.3), max_steps=300, rtol=1e-6)
     rows, summary, curves = [], {}, []
     with jax.enable_x64(True):
         key = jax.random.PRNGKey(0)
@@ -127,6 +120,12 @@ def saddles_escape(out: Path, quick: bool) -> dict:
     atomic_write_csv(out / "saddles_escape.csv", rows)
     save_figure(fig, out / "saddles_escape.png")
     return summary
+
+
+def _json_float(v) -> float | None:
+    """A finite float, or None (JSON has no NaN)."""
+    v = float(v)
+    return v if np.isfinite(v) else None
 
 
 def _first_below(values: np.ndarray, threshold: float) -> int:
@@ -174,28 +173,6 @@ def energy_theory(out: Path, quick: bool) -> dict:
     return summary
 
 
-def _alignment_grid(act: str, widths, depths, seeds, x, y) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Mean PC-BP cosine (and ||S - I||_2 for linear nets) of μPC ResNets over depth x width."""
-    cos, dev, rows = np.full((len(depths), len(widths)), np.nan), np.full((len(depths), len(widths)), np.nan), []
-    for i, h in enumerate(depths):
-        for j, n in enumerate(widths):
-            c, d = [], []
-            for s in range(seeds):
-                model = T.random_pcn(s, x.shape[1], n, h + 1, y.shape[1], act=act, param="mupc", dtype=F64)
-                solver = "exact" if act == "linear" else _momentum_solver()
-                a = T.pc_bp_alignment(model, x, y, solver=solver, max_steps=None if act == "linear" else 20000,
-                                      rtol=1e-8)
-                c.append(a.cosine if a.converged else np.nan)
-                if act == "linear":
-                    d.append(float(T.rescaling_deviation(pclab.layer_maps(model))))
-                rows.append(dict(act=act, hidden_layers=h, width=n, seed=s, cosine=a.cosine, cos_input=a.input,
-                                 cos_output=a.output, converged=a.converged, infer_steps=a.infer_steps,
-                                 s_minus_i=d[-1] if d else np.nan))
-            cos[i, j] = np.mean(c)
-            dev[i, j] = np.mean(d) if d else np.nan
-    return cos, dev, rows
-
-
 @register("limits-alignment", "PC-BP gradient cosine over width x depth for linear and tanh μPC ResNets, with "
           "||S - I||_2")
 def limits_alignment(out: Path, quick: bool) -> dict:
@@ -205,8 +182,11 @@ def limits_alignment(out: Path, quick: bool) -> dict:
     t_widths, t_depths = ((8, 32, 128), (1, 3, 7)) if quick else ((8, 32, 128, 512), (1, 3, 7, 15, 31))
     with jax.enable_x64(True):
         x, y, name = T.classification_data(64, dtype=F64)
-        cos_lin, dev, rows_lin = _alignment_grid("linear", widths, depths, 2 if quick else 3, x, y)
-        cos_tanh, _, rows_tanh = _alignment_grid("tanh", t_widths, t_depths, 1 if quick else 3, x, y)
+        lin = T.alignment_grid(x, y, widths, depths, act="linear", seeds=2 if quick else 3)
+        tanh = T.alignment_grid(x, y, t_widths, t_depths, act="tanh", seeds=1 if quick else 3,
+                                solver=T.momentum_solver(0.3))
+    cos_lin, dev, cos_tanh = lin.cosine, lin.deviation, tanh.cosine
+    rows_lin, rows_tanh = lin.rows, tanh.rows
     fig, axes = panels(4, ncols=2, panel_size=(5.2, 4.0),
                        suptitle=f"PC computes BP gradients when width >> depth (μPC ResNets, {name}, at init)")
     heatmap(axes[0], cos_lin, depths, widths, title="linear: cos(PC grad, BP grad)", xlabel="width N",
@@ -223,9 +203,9 @@ def limits_alignment(out: Path, quick: bool) -> dict:
               xlabel="width N", ylabel="value")
     atomic_write_csv(out / "limits_alignment.csv", rows_lin + rows_tanh)
     save_figure(fig, out / "limits_alignment.png")
-    return dict(linear_cosine_at_max_width={f"H={h}": float(cos_lin[i, -1]) for i, h in enumerate(depths)},
-                linear_s_minus_i_at_max_width={f"H={h}": float(dev[i, -1]) for i, h in enumerate(depths)},
-                tanh_cosine_at_max_width={f"H={h}": float(cos_tanh[i, -1]) for i, h in enumerate(t_depths)},
+    last = lambda grid, hs: {f"H={h}": _json_float(grid[i, -1]) for i, h in enumerate(hs)}  # noqa: E731
+    return dict(linear_cosine_at_max_width=last(cos_lin, depths), linear_s_minus_i_at_max_width=last(dev, depths),
+                tanh_cosine_at_max_width=last(cos_tanh, t_depths),
                 tanh_all_converged=all(r["converged"] for r in rows_tanh))
 
 
@@ -233,7 +213,7 @@ def limits_alignment(out: Path, quick: bool) -> dict:
           "skips and μPC (linear nets)")
 def inference_conditioning(out: Path, quick: bool) -> dict:
     out = Path(out)
-    widths = (8, 16, 32, 64) if quick else (16, 32, 64, 128)
+    widths = (8, 16, 32, 64, 128) if quick else (16, 32, 64, 128, 256)
     depths = (2, 4, 8, 16) if quick else (2, 4, 8, 16, 32)
     settings = (("SP (no skips)", "sp", False), ("SP + skips", "sp", True), ("μPC", "mupc", True))
     rows, grids = [], {}
@@ -254,7 +234,7 @@ def inference_conditioning(out: Path, quick: bool) -> dict:
     hi = max(g.max() for g in grids.values())
     for ax, (label, kappa) in zip(axes, grids.items()):
         heatmap(ax, kappa, depths, widths, title=f"{label}: kappa(H_z)", xlabel="width N", ylabel="hidden layers H",
-                cbar_label="condition number", log=True, fmt="{:.3g}", vmin=lo, vmax=hi)
+                cbar_label="condition number", log=True, vmin=lo, vmax=hi)
     atomic_write_csv(out / "inference_conditioning.csv", rows)
     save_figure(fig, out / "inference_conditioning.png")
     return {label: {f"H={h}": float(g[i, -1]) for i, h in enumerate(depths)} for label, g in grids.items()}

@@ -36,7 +36,7 @@ def _all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(t)) for t in jax.tree_util.tree_leaves(tree)]))
 
 
-def check_batch(model: PCN, x, y, mode: Mode = Mode.SUPERVISED) -> None:
+def check_batch(model: PCN, x, y) -> None:
     """Raise ``ValueError`` naming the argument if x or y do not fit ``model``."""
     for name, arr, dim in (("x", x, model.d_in), ("y", y, model.d_out)):
         if not hasattr(arr, "shape") or arr.ndim != 2:
@@ -48,6 +48,9 @@ def check_batch(model: PCN, x, y, mode: Mode = Mode.SUPERVISED) -> None:
         raise ValueError(f"x and y have different batch sizes: {x.shape[0]} and {y.shape[0]}")
     if x.shape[0] < 1:
         raise ValueError("x and y are empty: batch size must be >= 1")
+    for name, arr in (("x", x), ("y", y)):
+        if not isinstance(arr, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(arr))):
+            raise ValueError(f"{name} contains NaN or inf values; expected finite numbers")
 
 
 def initial_activities(model: PCN, x, init: ActivityInit = ActivityInit.FEEDFORWARD) -> Float[Array, "L-1 B N"]:
@@ -88,24 +91,24 @@ def infer(
         A :class:`Solution`.
     """
     mode = parse_option(Mode, mode, "mode")
-    check_batch(model, x, y, mode)
+    check_batch(model, x, y)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps={max_steps!r} is not valid; expected an integer >= 1")
     if rtol < 0 or atol < 0:
         raise ValueError(f"rtol={rtol!r}, atol={atol!r} are not valid; expected numbers >= 0")
-    z = initial_activities(model, x, init) if z0 is None else z0
-    if z.shape != (model.depth - 1, x.shape[0], model.width):
-        raise ValueError(f"z0 has shape {z.shape}; expected (depth-1, batch, width) = "
-                         f"{(model.depth - 1, x.shape[0], model.width)}")
-
-    if isinstance(solver, ExactSolver):
+    if isinstance(solver, ExactSolver):  # needs no starting point
         if mode is not Mode.SUPERVISED:
             raise ValueError("the exact solver supports mode='supervised' only")
         z_star = exact_activities(model, x, y, spec)
         ok = _all_finite(z_star)
         status = jnp.where(ok, int(Status.CONVERGED), int(Status.NONFINITE)).astype(jnp.int32)
-        sol = Solution(z_star, None, status, jnp.asarray(1, jnp.int32), jnp.asarray(0.0, z.dtype))
+        sol = Solution(z_star, None, status, jnp.asarray(1, jnp.int32), jnp.asarray(0.0, z_star.dtype))
         return _maybe_throw(sol, throw)
+
+    z = initial_activities(model, x, init) if z0 is None else z0
+    if z.shape != (model.depth - 1, x.shape[0], model.width):
+        raise ValueError(f"z0 has shape {z.shape}; expected (depth-1, batch, width) = "
+                         f"{(model.depth - 1, x.shape[0], model.width)}")
 
     if mode is Mode.SUPERVISED:
         mu1 = model.predict_first(x)  # constant during inference: computed once

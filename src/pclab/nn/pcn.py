@@ -207,6 +207,8 @@ def layer_maps(model: PCN) -> list[jax.Array]:
     """
     if not model.linear:
         raise ValueError(f"layer_maps needs a linear model (act='linear'), got act={model.act.value!r}")
+    if model.b_in is not None:
+        raise ValueError("layer_maps needs a model without biases (bias=False): the maps B_l cannot carry them")
     eye = jnp.eye(model.width, dtype=model.w_hidden.dtype)
     hidden = model.mult.hidden * model.w_hidden + (eye if model.skips else 0.0)
     return [model.mult.input * model.w_in, *list(hidden), model.mult.output * model.w_out]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from matplotlib.colors import LogNorm, Normalize
@@ -64,12 +64,25 @@ def line_plot(ax, x, series: Mapping[str, Sequence[float]], *, title: str = "", 
     return ax
 
 
+def compact_number(v: float) -> str:
+    """Short cell label: 3 significant digits in [1e-3, 1e3), else mantissa-exponent ('4.5e4')."""
+    if v == 0 or not np.isfinite(v) or 1e-3 <= abs(v) < 999.5:
+        return f"{v:.3g}"
+    exp = int(np.floor(np.log10(abs(v))))
+    mant = round(v / 10**exp, 1)
+    if abs(mant) >= 10:
+        mant, exp = mant / 10, exp + 1
+    return f"{mant:g}e{exp}"
+
+
 def heatmap(ax, values, row_labels: Sequence, col_labels: Sequence, *, title: str = "", xlabel: str = "",
             ylabel: str = "", cbar_label: str = "", log: bool = False, annotate: bool = True,
-            fmt: str = "{:.3g}", cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None):
+            fmt: str | Callable[[float], str] = compact_number, cmap: str = "viridis",
+            vmin: float | None = None, vmax: float | None = None):
     """An annotated heatmap of ``values`` (rows, cols); row 0 is drawn at the bottom.
 
     ``log`` uses a logarithmic colour scale (non-positive cells are masked). NaN cells are blank.
+    ``fmt`` is a format string (``"{:.4f}"``) or a function of the value.
     """
     v = np.asarray(values, dtype=float)
     if v.shape != (len(row_labels), len(col_labels)):
@@ -89,7 +102,8 @@ def heatmap(ax, values, row_labels: Sequence, col_labels: Sequence, *, title: st
             for j in range(v.shape[1]):
                 if np.isfinite(v[i, j]):
                     frac = norm(v[i, j]) if (not log or v[i, j] > 0) else 0.0
-                    ax.text(j, i, fmt.format(v[i, j]), ha="center", va="center", fontsize=7,
+                    label = fmt(v[i, j]) if callable(fmt) else fmt.format(v[i, j])
+                    ax.text(j, i, label, ha="center", va="center", fontsize=7,
                             color="white" if float(np.clip(frac, 0, 1)) < 0.5 else "black")
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)

@@ -19,8 +19,9 @@ from .activity_hessian import (
     activity_hessian,
     dense_equilibrium_activities,
 )
-from .alignment import GradientAlignment, cosine_similarity, pc_bp_alignment
+from .alignment import GradientAlignment, cosine_similarity, momentum_solver, pc_bp_alignment
 from .equilibrium import equilibrated_energy, equilibrium_activities, equilibrium_errors
+from .limits import AlignmentGrid, alignment_grid
 from .linear import end_to_end, feedforward_activities, linear_energy, linear_loss
 from .rescaling import output_jacobians, rescaling_deviation, rescaling_factor, rescaling_matrix
 from .random_maps import random_layer_maps, random_pcn
@@ -54,7 +55,8 @@ __all__ = [
     "energy_gradient", "loss_gradient", "energy_hessian", "loss_hessian", "derivatives",
     "SaddleReport", "saddle_report",
     "output_covariance", "cross_covariance", "zero_rank_point", "predicted_hessians", "predicted_lambda_min",
-    "GradientAlignment", "cosine_similarity", "pc_bp_alignment",
+    "GradientAlignment", "cosine_similarity", "pc_bp_alignment", "momentum_solver",
+    "AlignmentGrid", "alignment_grid",
     "small_init", "TrainTrace", "train_trace", "random_layer_maps", "random_pcn",
     "chain_data", "gaussian_regression", "classification_data",
 ]

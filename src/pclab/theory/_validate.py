@@ -23,6 +23,10 @@ def _float_dtype(*arrays) -> jnp.dtype:
     return dt if jnp.issubdtype(dt, jnp.floating) else jnp.result_type(float)
 
 
+def _cast(a: jax.Array, dtype) -> jax.Array:
+    return a if a.dtype == dtype else a.astype(dtype)
+
+
 def as_maps(maps: "Sequence[jax.Array] | PCN", name: str = "maps") -> list[jax.Array]:
     """Check that ``maps`` chain and return them as arrays of one floating dtype.
 
@@ -52,7 +56,7 @@ def as_maps(maps: "Sequence[jax.Array] | PCN", name: str = "maps") -> list[jax.A
                 f"of layer {i}"
             )
     dt = _float_dtype(*arrays)
-    return [a.astype(dt) for a in arrays]
+    return [_cast(a, dt) for a in arrays]
 
 
 def check_precision(precision) -> float | jax.Array:
@@ -93,7 +97,7 @@ def as_batch(maps: list[jax.Array], x, y) -> tuple[list[jax.Array], jax.Array, j
     if x.shape[0] < 1:
         raise ValueError("x and y are empty: the batch size must be >= 1")
     dt = _float_dtype(maps[0], x, y)
-    return [m.astype(dt) for m in maps], x.astype(dt), y.astype(dt)
+    return [_cast(m, dt) for m in maps], _cast(x, dt), _cast(y, dt)
 
 
 def check_problem(maps, x, y, precision=1.0):

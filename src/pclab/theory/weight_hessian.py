@@ -13,8 +13,7 @@ forward-over-reverse), returning (P,) gradients and (P, P) Hessians.
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Callable, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -46,54 +45,46 @@ def layer_slices(weights: Sequence[jax.Array]) -> list[slice]:
     return [slice(int(e - w.size), int(e)) for e, w in zip(ends, weights)]
 
 
-def _objective(name: str, precision) -> Callable:
-    if name == "energy":
-        return lambda w, a, b: equilibrated_energy(w, a, b, precision)
-    return linear_loss
-
-
-@partial(jax.jit, static_argnames=("name", "order"))
-def _derivatives(weights, x, y, precision, name: str, order: int):
-    """(value, gradient (P,), Hessian (P, P) or None) of the flat objective, compiled once per shape."""
+@jax.jit
+def _derivatives(weights, x, y, precision):
+    """{'energy': (F*, ∇F*, ∇²F*), 'loss': (L, ∇L, ∇²L)} at once: one compilation per shape
+    serves every public function below."""
     shapes = [tuple(w.shape) for w in weights]
-    fn = _objective(name, precision)
-    f = lambda theta: fn(unflatten_weights(theta, shapes), x, y)  # noqa: E731
     theta = jnp.concatenate([w.reshape(-1) for w in weights])
-    value, grad = jax.value_and_grad(f)(theta)
-    if order < 2:
-        return value, grad, None
-    h = jax.hessian(f)(theta)
-    return value, grad, 0.5 * (h + h.T)
-
-
-def energy_gradient(weights: Sequence[jax.Array], x: jax.Array, y: jax.Array, precision=1.0) -> jax.Array:
-    """∇_θ F*, shape (P,)."""
-    weights, x, y = check_problem(weights, x, y, precision)
-    return _derivatives(weights, x, y, precision, "energy", 1)[1]
-
-
-def loss_gradient(weights: Sequence[jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
-    """∇_θ L, shape (P,)."""
-    weights, x, y = check_problem(weights, x, y)
-    return _derivatives(weights, x, y, 1.0, "loss", 1)[1]
-
-
-def energy_hessian(weights: Sequence[jax.Array], x: jax.Array, y: jax.Array, precision=1.0) -> jax.Array:
-    """∇²_θ F*, shape (P, P), symmetric. ``weights``: W_1..W_L (out, in); x (B, d_in); y (B, d_out)."""
-    weights, x, y = check_problem(weights, x, y, precision)
-    return _derivatives(weights, x, y, precision, "energy", 2)[2]
-
-
-def loss_hessian(weights: Sequence[jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
-    """∇²_θ L of the MSE loss, shape (P, P), symmetric."""
-    weights, x, y = check_problem(weights, x, y)
-    return _derivatives(weights, x, y, 1.0, "loss", 2)[2]
+    out = {}
+    for name, fn in (("energy", lambda w: equilibrated_energy(w, x, y, precision)),
+                     ("loss", lambda w: linear_loss(w, x, y))):
+        f = lambda th, fn=fn: fn(unflatten_weights(th, shapes))  # noqa: E731
+        value, grad = jax.value_and_grad(f)(theta)
+        h = jax.hessian(f)(theta)
+        out[name] = (value, grad, 0.5 * (h + h.T))
+    return out
 
 
 def derivatives(weights: Sequence[jax.Array], x: jax.Array, y: jax.Array, objective: str = "energy",
                 precision=1.0) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(value, ∇_θ f (P,), ∇²_θ f (P, P)) of ``objective`` 'energy' (F*) or 'loss' (L) in one pass."""
+    """(value, ∇_θ f (P,), ∇²_θ f (P, P)) of ``objective`` 'energy' (F*, precision λ) or 'loss' (L)."""
     if objective not in ("energy", "loss"):
         raise ValueError(f"objective={objective!r} is not valid; expected 'energy' or 'loss'")
     weights, x, y = check_problem(weights, x, y, precision)
-    return _derivatives(weights, x, y, precision if objective == "energy" else 1.0, objective, 2)
+    return _derivatives(weights, x, y, precision)[objective]
+
+
+def energy_gradient(weights: Sequence[jax.Array], x: jax.Array, y: jax.Array, precision=1.0) -> jax.Array:
+    """∇_θ F*, shape (P,)."""
+    return derivatives(weights, x, y, "energy", precision)[1]
+
+
+def loss_gradient(weights: Sequence[jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
+    """∇_θ L, shape (P,)."""
+    return derivatives(weights, x, y, "loss")[1]
+
+
+def energy_hessian(weights: Sequence[jax.Array], x: jax.Array, y: jax.Array, precision=1.0) -> jax.Array:
+    """∇²_θ F*, shape (P, P), symmetric. ``weights``: W_1..W_L (out, in); x (B, d_in); y (B, d_out)."""
+    return derivatives(weights, x, y, "energy", precision)[2]
+
+
+def loss_hessian(weights: Sequence[jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
+    """∇²_θ L of the MSE loss, shape (P, P), symmetric."""
+    return derivatives(weights, x, y, "loss")[2]
