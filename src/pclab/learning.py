@@ -72,8 +72,13 @@ def scale_updates(scales: Multipliers, model: PCN) -> optax.GradientTransformati
 
 def pc_weight_grad(model: PCN, z, x, y, spec: EnergySpec) -> PCN:
     """∇_θ F at fixed activities z (the batch-mean energy). Returns a model-shaped pytree."""
+    return pc_energy_and_weight_grad(model, z, x, y, spec)[1]
+
+
+def pc_energy_and_weight_grad(model: PCN, z, x, y, spec: EnergySpec) -> tuple[Array, PCN]:
+    """(F, ∇_θ F) at fixed activities z, from one forward and one backward pass."""
     z = jax.lax.stop_gradient(z)
-    return eqx.filter_grad(lambda m: energy(m, z, x, y, spec))(model)
+    return eqx.filter_value_and_grad(lambda m: energy(m, z, x, y, spec))(model)
 
 
 def bp_grad(model: PCN, x, y, spec: EnergySpec) -> PCN:
@@ -98,12 +103,15 @@ def train_grads(
         loss, grads = eqx.filter_value_and_grad(lambda m: jnp.mean(output_loss(m(x), y, spec.loss)))(model)
         zero = jnp.asarray(0, jnp.int32)
         return grads, StepInfo(loss, jnp.full_like(loss, jnp.nan), zero, zero)
+    z0 = model.activities(x)  # the feedforward pass: start of inference and the BP loss
+    ff_loss = jnp.mean(output_loss(model.predict_output(z0[-1]), y, spec.loss))
+    if parse_option(ActivityInit, inference.init, "init") is ActivityInit.ZEROS:
+        z0 = jnp.zeros_like(z0)
     sol = infer(model, x, y, solver=inference.solver, spec=spec, max_steps=inference.max_steps,
-                rtol=inference.rtol, atol=inference.atol, init=inference.init, mode=mode, throw=False)
+                rtol=inference.rtol, atol=inference.atol, z0=z0, mode=mode, throw=False)
     x_used = x if sol.latent is None else sol.latent
-    grads = pc_weight_grad(model, sol.z, x_used, y, spec)
-    ff_loss = jnp.mean(output_loss(model(x), y, spec.loss))
-    return grads, StepInfo(ff_loss, energy(model, sol.z, x_used, y, spec), sol.steps, sol.status)
+    f, grads = pc_energy_and_weight_grad(model, sol.z, x_used, y, spec)
+    return grads, StepInfo(ff_loss, f, sol.steps, sol.status)
 
 
 def apply_grads(optimizer: optax.GradientTransformation, model: PCN, opt_state, grads):

@@ -80,7 +80,9 @@ def infer(
 
     Runs ``z ← z + Δz`` with Δz from ``solver`` inside one ``lax.while_loop`` until
     ``rms(Δz) ≤ atol + rtol·rms(z)`` (converged), ``max_steps`` steps (step cap), or a
-    non-finite update (which raises if ``throw``; else ``status = NONFINITE``).
+    non-finite update (which raises if ``throw``; else ``status = NONFINITE``). With
+    ``rtol = atol = 0`` (the default) it runs exactly ``max_steps`` steps and checks for
+    non-finite values once, at the end.
 
     Args:
         model: the PCN. x: (B, D) input, or in generative mode the initial latent.
@@ -122,26 +124,36 @@ def infer(
     batch = x.shape[0]
     dtype = z.dtype
 
+    fixed = rtol == 0 and atol == 0  # no tolerance: run exactly max_steps, no per-step norms
+
     def cond(carry):
         step, _, _, _, status, _ = carry
         return (step < max_steps) & (status == int(Status.MAX_STEPS))
 
     def body(carry):
-        step, v, state, _, _, trace = carry
+        step, v, state, last, status, trace = carry
         if record_energy:
             trace = trace.at[step].set(total(v) / batch)
         dv, state = solver.step(grad_fn, v, state)
+        v = jax.tree_util.tree_map(jnp.add, v, dv)
+        if fixed:
+            return step + 1, v, state, dv, status, trace
         norm = _rms(dv)
         finite = jnp.isfinite(norm)  # a non-finite entry makes the sum of squares non-finite
-        v = jax.tree_util.tree_map(jnp.add, v, dv)
         done = norm <= (atol + rtol * _rms(v) if rtol > 0 else atol)
         status = jnp.where(~finite, int(Status.NONFINITE), jnp.where(done, int(Status.CONVERGED), int(Status.MAX_STEPS)))
         return step + 1, v, state, norm.astype(dtype), status.astype(jnp.int32), trace
 
     trace0 = jnp.full((max_steps,), jnp.nan, dtype) if record_energy else None
-    carry = (jnp.asarray(0, jnp.int32), free, solver.init(free), jnp.asarray(jnp.inf, dtype),
+    last0 = jax.tree_util.tree_map(jnp.zeros_like, free) if fixed else jnp.asarray(jnp.inf, dtype)
+    carry = (jnp.asarray(0, jnp.int32), free, solver.init(free), last0,
              jnp.asarray(int(Status.MAX_STEPS), jnp.int32), trace0)
-    steps, v, _, norm, status, trace = jax.lax.while_loop(cond, body, carry)
+    steps, v, _, last, status, trace = jax.lax.while_loop(cond, body, carry)
+    if fixed:
+        norm = _rms(last).astype(dtype)
+        status = jnp.where(jnp.isfinite(norm) & _all_finite(v), status, int(Status.NONFINITE)).astype(jnp.int32)
+    else:
+        norm = last
     latent, z = (None, v) if mode is Mode.SUPERVISED else v
     return _maybe_throw(Solution(z, latent, status, steps, norm, trace), throw)
 
