@@ -25,9 +25,8 @@ from tqdm.auto import tqdm
 from .. import data as pdata
 from ..energy import EnergySpec, output_loss
 from ..learning import Algorithm, InferenceConfig, apply_grads, train_grads
-from ..options import Status
 from .config import SolverName, TrainConfig, make_solver
-from .runner import RunData, build_model, build_optimizer, load_run_data
+from .runner import RunData, build_model, build_optimizer, divergence, load_run_data
 
 
 @dataclass(frozen=True)
@@ -124,11 +123,8 @@ def train_lr_grid(
     for epoch in range(config.epochs):
         for xb, yb in pdata.batches(data.x_train, data.y_train, config.batch_size, key=jax.random.fold_in(key, epoch)):
             models, states, info = step(models, states, lr_arr, alr_arr, jnp.asarray(alive), xb, yb)
-            loss, energy, status = (np.asarray(v) for v in (info.loss, info.energy, info.status))
-            bad = ~np.isfinite(loss) | (status == Status.NONFINITE)
-            if config.algo is Algorithm.PC:
-                bad |= ~(energy <= 2 * config.precision * loss + 1e-6)
-            alive &= ~bad
+            loss = np.asarray(info.loss)
+            alive &= divergence(config, loss, info.status, info.energy) == ""
             losses[t] = np.where(alive, loss, np.nan)
             t += 1
             bar.update(1)
