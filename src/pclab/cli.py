@@ -27,22 +27,25 @@ class UsageError(Exception):
     pass
 
 
-def _field_type(annotation):
-    """(python type, enum or None) of a TrainConfig field annotation (strings from __future__)."""
-    from .experiments import config as cfg
+def _field_types() -> dict[str, type]:
+    """TrainConfig field name → its type, with ``X | None`` reduced to ``X``."""
+    from .experiments.config import TrainConfig
 
-    t = eval(annotation, vars(cfg)) if isinstance(annotation, str) else annotation  # noqa: S307 (own annotations)
-    if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union:
-        t = next(a for a in typing.get_args(t) if a is not type(None))
-    return t
+    out = {}
+    for name, t in typing.get_type_hints(TrainConfig).items():
+        if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union:
+            t = next(a for a in typing.get_args(t) if a is not type(None))
+        out[name] = t
+    return out
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     from .experiments.config import TrainConfig
 
+    types_ = _field_types()
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        t = _field_type(f.type)
+        t = types_[f.name]
         if isinstance(t, type) and issubclass(t, enum.Enum):
             p.add_argument(flag, choices=choices(t), default=None, help=f"default: {_default(f)}")
         elif t is bool:
@@ -96,7 +99,7 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     each value converted to its TrainConfig field's type."""
     from .experiments.config import TrainConfig
 
-    types_ = {f.name: _field_type(f.type) for f in fields(TrainConfig)}
+    types_ = _field_types()
     grid: dict[str, list] = {}
     for item in items:
         key, sep, values = item.partition("=")

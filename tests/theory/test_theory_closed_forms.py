@@ -12,12 +12,6 @@ from pclab import theory as T
 D, N, O, B = 3, 5, 2, 6
 
 
-@pytest.fixture(autouse=True)
-def _x64():
-    with jax.enable_x64(True):
-        yield
-
-
 def _batch(seed=1, d_out=O):
     rng = np.random.default_rng(seed)
     return jnp.asarray(rng.standard_normal((B, D))), jnp.asarray(rng.standard_normal((B, d_out)))

@@ -11,12 +11,6 @@ from pclab import theory as T
 SHAPES = [(3, 2), (3, 3), (2, 3)]  # W_1 (3, 2), W_2 (3, 3), W_3 (2, 3): P = 6 + 9 + 6
 
 
-@pytest.fixture(autouse=True)
-def _x64():
-    with jax.enable_x64(True):
-        yield
-
-
 def _problem(seed=0, shapes=SHAPES, batch=8):  # batch as in the saddle tests: shared compilations
     rng = np.random.default_rng(seed)
     w = [jnp.asarray(0.7 * rng.standard_normal(s)) for s in shapes]

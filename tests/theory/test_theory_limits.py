@@ -11,12 +11,6 @@ from pclab import theory as T
 D, O, B = 6, 3, 16
 
 
-@pytest.fixture(autouse=True)
-def _x64():
-    with jax.enable_x64(True):
-        yield
-
-
 def _data(seed=0):
     rng = np.random.default_rng(seed)
     return jnp.asarray(rng.standard_normal((B, D))), jnp.asarray(rng.standard_normal((B, O)))

@@ -10,12 +10,6 @@ from pclab import theory as T
 D, N, O, B = 2, 3, 2, 8
 
 
-@pytest.fixture(autouse=True)
-def _x64():
-    with jax.enable_x64(True):
-        yield
-
-
 def _data(seed=0):
     rng = np.random.default_rng(seed)
     return jnp.asarray(rng.standard_normal((B, D))), jnp.asarray(1.0 + rng.standard_normal((B, O)))
