@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .nn.pcn import PCN, dense, stacked, stacked_t
+from .nn.pcn import PCN, stacked_t
 from .options import OutputLoss, parse_option
 
 
@@ -109,18 +109,11 @@ def activity_grad(
         ∂E/∂z_{L−1} = e_{L−1} + λ a_L φ'(z_{L−1}) ⊙ (W_Lᵀ ∂ℓ/∂ŷ)
     """
     mu1 = model.predict_first(x) if mu_first is None else mu_first
-    phi, dphi = jax.jvp(model.act, (z,), (jnp.ones_like(z),))
-    mu_h = model.mult.hidden * stacked(phi[:-1], model.w_hidden)
-    if model.skips:
-        mu_h = mu_h + z[:-1]
-    if model.b_hidden is not None:
-        mu_h = mu_h + model.b_hidden[:, None, :]
-    e = z - jnp.concatenate([mu1[None], mu_h], axis=0)
+    phi, dphi = jax.jvp(model.act, (z,), (jnp.ones_like(z),))  # φ and φ' in one pass
+    e = z - jnp.concatenate([mu1[None], model.hidden_from_phi(z[:-1], phi[:-1])], axis=0)
     back = model.mult.hidden * dphi[:-1] * stacked_t(e[1:], model.w_hidden)
     if model.skips:
         back = back + e[1:]
-    y_hat = model.mult.output * dense(phi[-1], model.w_out)
-    if model.b_out is not None:
-        y_hat = y_hat + model.b_out
+    y_hat = model.output_from_phi(phi[-1])
     top = spec.precision * model.mult.output * dphi[-1] * jnp.matmul(output_grad(y_hat, y, spec.loss), model.w_out, precision=jax.lax.Precision.HIGHEST)
     return e - jnp.concatenate([back, -top[None]], axis=0)

@@ -15,13 +15,14 @@ from typing import Callable, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jaxtyping import Array, Float
 
 from .energy import EnergySpec, energy, output_loss
 from .inference import AbstractSolver, GradientDescent, infer
 from .nn.pcn import PCN
-from .options import ActivityInit, Mode, parse_option
+from .options import ActivityInit, Mode, OutputLoss, parse_option
 from .params import Multipliers
 
 
@@ -155,24 +156,29 @@ def evaluate(
     model: PCN, x: Float[Array, "N D"], y: Float[Array, "N O"], spec: EnergySpec = EnergySpec(), batch_size: int = 1000
 ) -> Evaluation:
     """Feedforward loss and accuracy (argmax ŷ == argmax y) over a data set, in batches."""
-    n = x.shape[0]
-    if n == 0:
-        raise ValueError("evaluate() got an empty data set")
-    fn = _eval_batch(spec.loss)
-    tot_loss, tot_correct = 0.0, 0.0
-    for i in range(0, n, batch_size):
-        l, c = fn(model, x[i : i + batch_size], y[i : i + batch_size])
-        tot_loss += float(l)
-        tot_correct += float(c)
-    return Evaluation(tot_loss / n, tot_correct / n)
+    loss, acc = batched_means(lambda xb, yb: _eval_sums_jit(model, xb, yb, spec.loss), x, y, batch_size)
+    return Evaluation(float(loss), float(acc))
 
 
-@eqx.filter_jit
-def _eval_sums(model, x, y, loss):
+def eval_sums(model: PCN, x: Float[Array, "B D"], y: Float[Array, "B O"], loss: OutputLoss) -> tuple[Array, Array]:
+    """(Σ_i ℓ(y_i, ŷ_i), number of argmax hits) over one batch of the feedforward network."""
     y_hat = model(x)
     correct = jnp.sum(jnp.argmax(y_hat, -1) == jnp.argmax(y, -1))
     return jnp.sum(output_loss(y_hat, y, loss)), correct
 
 
-def _eval_batch(loss):
-    return lambda m, x, y: _eval_sums(m, x, y, loss)
+_eval_sums_jit = eqx.filter_jit(eval_sums)
+
+
+def batched_means(fn: Callable, x, y, batch_size: int):
+    """Run ``fn(x_batch, y_batch) -> (loss_sum, correct)`` over the data in batches and return
+    (mean loss, accuracy) as NumPy values (arrays if ``fn`` is vmapped over models)."""
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("evaluate() got an empty data set")
+    tot_loss, tot_correct = 0.0, 0.0
+    for i in range(0, n, batch_size):
+        l, c = fn(x[i : i + batch_size], y[i : i + batch_size])
+        tot_loss = tot_loss + np.asarray(l, np.float64)
+        tot_correct = tot_correct + np.asarray(c, np.float64)
+    return tot_loss / n, tot_correct / n

@@ -23,8 +23,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import data as pdata
-from ..energy import EnergySpec, output_loss
-from ..learning import Algorithm, InferenceConfig, apply_grads, train_grads
+from ..energy import EnergySpec
+from ..learning import Algorithm, InferenceConfig, apply_grads, batched_means, eval_sums, train_grads
 from .config import SolverName, TrainConfig, make_solver
 from .runner import RunData, build_model, build_optimizer, divergence, load_run_data
 
@@ -75,13 +75,7 @@ def _grid_step(config: TrainConfig, spec: EnergySpec, model0):
     return eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, 0, 0, 0, None, None)))
 
 
-@eqx.filter_jit
-def _grid_eval(models, x, y, loss_kind):
-    def one(m):
-        y_hat = m(x)
-        return jnp.sum(output_loss(y_hat, y, loss_kind)), jnp.sum(jnp.argmax(y_hat, -1) == jnp.argmax(y, -1))
-
-    return eqx.filter_vmap(one)(models)
+_grid_eval = eqx.filter_jit(eqx.filter_vmap(eval_sums, in_axes=(0, None, None, None)))
 
 
 def train_lr_grid(
@@ -130,21 +124,17 @@ def train_lr_grid(
             bar.update(1)
             bar.set_postfix(alive=f"{int(alive.sum())}/{g}")
     bar.close()
-    tot_loss, correct = np.zeros(g), np.zeros(g)
-    for i in range(0, data.x_test.shape[0], 1000):
-        l, c = _grid_eval(models, data.x_test[i : i + 1000], data.y_test[i : i + 1000], spec.loss)
-        tot_loss += np.asarray(l)
-        correct += np.asarray(c)
-    n_test = data.x_test.shape[0]
+    mean_loss, accuracy = batched_means(lambda xb, yb: _grid_eval(models, xb, yb, spec.loss),
+                                        data.x_test, data.y_test, 1000)
     shape = (len(lrs), len(alrs))
     dead = ~alive
-    test_loss = np.where(dead, np.inf, tot_loss / n_test)
+    test_loss = np.where(dead, np.inf, mean_loss)
     with warnings.catch_warnings():  # all-NaN columns of diverged points
         warnings.simplefilter("ignore", RuntimeWarning)
         train_loss = np.nanmean(losses[-tail:], axis=0) if t else np.full(g, math.nan)
     return GridResult(
         tuple(float(v) for v in lrs), tuple(float(v) for v in alrs),
-        np.where(dead, np.nan, correct / n_test).reshape(shape), test_loss.reshape(shape),
+        np.where(dead, np.nan, accuracy).reshape(shape), test_loss.reshape(shape),
         train_loss.reshape(shape),
         dead.reshape(shape), t,
     )

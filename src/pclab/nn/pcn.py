@@ -101,14 +101,22 @@ class PCN(eqx.Module):
 
     def predict_hidden(self, z: Float[Array, "H B N"]) -> Float[Array, "H B N"]:
         """f_l(z_{l−1}) for all hidden layers at once: one batched matmul over depth."""
-        mu = self.mult.hidden * stacked(self.act(z), self.w_hidden)
+        return self.hidden_from_phi(z, self.act(z))
+
+    def hidden_from_phi(self, z: Float[Array, "H B N"], phi: Float[Array, "H B N"]) -> Float[Array, "H B N"]:
+        """:meth:`predict_hidden` given φ(z) already computed: s·z + a W φ(z) + b."""
+        mu = self.mult.hidden * stacked(phi, self.w_hidden)
         if self.skips:
             mu = mu + z
         return mu if self.b_hidden is None else mu + self.b_hidden[:, None, :]
 
     def predict_output(self, z: Float[Array, "B N"]) -> Float[Array, "B O"]:
         """f_L(z_{L−1}) = a_L W_L φ(z) + b_L."""
-        mu = self.mult.output * dense(self.act(z), self.w_out)
+        return self.output_from_phi(self.act(z))
+
+    def output_from_phi(self, phi: Float[Array, "B N"]) -> Float[Array, "B O"]:
+        """:meth:`predict_output` given φ(z_{L−1}) already computed."""
+        mu = self.mult.output * dense(phi, self.w_out)
         return mu if self.b_out is None else mu + self.b_out
 
     def _hidden_layer(self, z, wb):
