@@ -10,8 +10,10 @@ The public API, in one place::
 
 from .energy import EnergySpec, activity_grad, energy, example_energies, hidden_errors, layer_energies, loss, output_loss
 from .inference import (
+    AbstractModelSolver,
     AbstractSolver,
     ExactSolver,
+    NewtonSolver,
     GradientDescent,
     ODESolver,
     OptaxSolver,
@@ -43,7 +45,8 @@ __all__ = [
     "Parameterisation", "ParamName", "Multipliers", "get_param",
     "EnergySpec", "energy", "example_energies", "hidden_errors", "layer_energies", "loss",
     "output_loss", "activity_grad",
-    "AbstractSolver", "GradientDescent", "OptaxSolver", "ODESolver", "ExactSolver", "Solution",
+    "AbstractSolver", "AbstractModelSolver", "GradientDescent", "OptaxSolver", "ODESolver", "ExactSolver",
+    "NewtonSolver", "Solution",
     "infer", "initial_activities",
     "Algorithm", "InferenceConfig", "StepInfo", "Evaluation", "make_train_step", "evaluate",
     "pc_weight_grad", "bp_grad", "scale_updates", "train_grads", "apply_grads",

@@ -97,6 +97,15 @@ def output_grad(y_hat: Float[Array, "B O"], y: Float[Array, "B O"], loss: Output
     return jax.nn.softmax(y_hat, axis=-1) * jnp.sum(y, axis=-1, keepdims=True) - y
 
 
+def output_hessian(y_hat: Float[Array, "B O"], y: Float[Array, "B O"], loss: OutputLoss) -> Float[Array, "B O O"]:
+    """∂²ℓ/∂ŷ² per example: I (MSE) or (Σy)·(diag p − p pᵀ), p = softmax(ŷ) (CE)."""
+    if loss is OutputLoss.MSE:
+        return jnp.broadcast_to(jnp.eye(y_hat.shape[-1], dtype=y_hat.dtype), y_hat.shape + y_hat.shape[-1:])
+    p = jax.nn.softmax(y_hat, axis=-1)
+    s = jnp.sum(y, axis=-1)[:, None, None]
+    return s * (jax.vmap(jnp.diag)(p) - p[:, :, None] * p[:, None, :])
+
+
 def activity_grad(
     model: PCN, z: Float[Array, "L-1 B N"], x, y, spec: EnergySpec = EnergySpec(), mu_first=None
 ) -> Float[Array, "L-1 B N"]:

@@ -9,7 +9,7 @@ import pytest
 from pclab.cli import main
 from pclab.experiments.config import TrainConfig
 from pclab.experiments.lr_grid import train_lr_grid
-from pclab.experiments.runner import train
+from pclab.experiments.runner import RunError, train
 from pclab.experiments.sweep import BudgetExceeded, estimate_seconds, grid_points, run_sweep
 
 BASE = TrainConfig(dataset="digits", depth=4, width=16, epochs=2, batch_size=64, evals_per_epoch=1)
@@ -47,6 +47,11 @@ def test_process_sweep_records_divergence_and_resumes(tmp_path):
     # A rerun finds every point done and does not retrain (summaries unchanged).
     before = (tmp_path / "runs" / "activity_lr=0.2_algo=pc" / "summary.json").read_text()
     run_sweep(points, tmp_path, jobs=1, yes=True, log=lambda *_: None)
+    assert (tmp_path / "runs" / "activity_lr=0.2_algo=pc" / "summary.json").read_text() == before
+    # Reusing the folder with a changed base config is refused, naming the field, before any run.
+    changed = [(name, c.replace(lr=0.5)) for name, c in points]
+    with pytest.raises(RunError, match=r"different config \(lr: 0.03 -> 0.5\)"):
+        run_sweep(changed, tmp_path, jobs=1, yes=True, log=lambda *_: None)
     assert (tmp_path / "runs" / "activity_lr=0.2_algo=pc" / "summary.json").read_text() == before
 
 

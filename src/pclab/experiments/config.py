@@ -15,7 +15,7 @@ from typing import Any
 
 import optax
 
-from ..inference import AbstractSolver, ExactSolver, GradientDescent, ODESolver, OptaxSolver
+from ..inference import AbstractSolver, ExactSolver, GradientDescent, NewtonSolver, ODESolver, OptaxSolver
 from ..learning import Algorithm
 from ..options import Activation, OutputLoss, parse_option
 from ..params import ParamName
@@ -38,12 +38,14 @@ class DatasetName(str, enum.Enum):
 
 class SolverName(str, enum.Enum):
     """Activity solvers selectable by name: Euler GD, heavy-ball momentum and Adam (Optax),
-    a Heun ODE step (Diffrax), and the exact solve (linear nets, MSE)."""
+    a Heun ODE step (Diffrax), Gauss–Newton in the prediction errors (``newton``, reaches
+    every layer in one step; ``activity_lr`` unused) and the exact solve (linear nets, MSE)."""
 
     GD = "gd"
     MOMENTUM = "momentum"
     ADAM = "adam"
     ODE = "ode"
+    NEWTON = "newton"
     EXACT = "exact"
 
 
@@ -152,6 +154,8 @@ def make_solver(name: SolverName, lr) -> AbstractSolver:
         return OptaxSolver(optax.adam(lr))
     if name is SolverName.ODE:
         return ODESolver(lr)
+    if name is SolverName.NEWTON:
+        return NewtonSolver()
     return ExactSolver()
 
 

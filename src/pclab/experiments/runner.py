@@ -17,7 +17,6 @@ run visits exactly the batches an uninterrupted one would and ends with the same
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from ..io import atomic_write_json
 from ..options import Status
 from ..params import get_param
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ModelKind, TrainConfig
+from .config import ModelKind, SolverName, TrainConfig
 from .metrics_log import append_metrics, read_metrics, truncate_metrics
 
 
@@ -124,7 +123,7 @@ def _diagnose(p: _Prepared, model, config: TrainConfig) -> dict[str, Any]:
                 rtol=config.infer_rtol, record_energy=True, throw=False)
     return {
         "layer_energies": [float(v) for v in layer_energies(model, sol.z, xb, yb, p.spec)],
-        "infer_trace": [float(v) for v in sol.energies[: int(sol.steps)]],
+        "infer_trace": [] if sol.energies is None else [float(v) for v in sol.energies[: int(sol.steps)]],
     }
 
 
@@ -140,10 +139,12 @@ def divergence(config: TrainConfig, loss, status, energy):
     """
     loss, status, energy = (np.asarray(v) for v in (loss, status, energy))
     blown = (config.algo is Algorithm.PC) & ~(energy <= ENERGY_BLOWUP * config.precision * loss + 1e-6)
-    return np.where(status == Status.NONFINITE, "inference produced non-finite activities: lower --activity-lr",
+    # Step-size-free solvers can only be tamed through the weights.
+    hint = "lower --lr" if config.solver in (SolverName.NEWTON, SolverName.EXACT) else "lower --activity-lr"
+    return np.where(status == Status.NONFINITE, f"inference produced non-finite activities: {hint}",
                     np.where(~np.isfinite(loss), "the loss became non-finite: lower --lr",
-                             np.where(blown, "inference blew up the energy (over 100x its feedforward value): "
-                                             "lower --activity-lr", "")))
+                             np.where(blown, f"inference blew up the energy (over 100x its feedforward value): {hint}",
+                                      "")))
 
 
 def _check_out(out: Path, resume: bool) -> None:

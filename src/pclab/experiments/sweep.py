@@ -64,6 +64,22 @@ def estimate_seconds(configs: Iterable[TrainConfig], gflops: float | None = None
     return total
 
 
+def _check_same_config(run_dir: Path, config: TrainConfig) -> None:
+    """A folder left by an earlier sweep may only be resumed or reused with the same config."""
+    try:
+        old = json.loads((run_dir / "config.json").read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as e:
+        raise RunError(f"{str(run_dir)!r} holds an unreadable config.json ({e}); remove that folder") from None
+    new = config.to_dict()
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        raise RunError(f"{str(run_dir)!r} holds a run with a different config ({diff}); "
+                       "choose another --out or remove that folder")
+
+
 def _run_point(config_dict: dict, out: str) -> dict:
     """Worker: run (or resume, or skip) one point; never raises for a failed run."""
     out_p = Path(out)
@@ -89,6 +105,8 @@ def run_sweep(
     out = Path(out)
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not valid; expected an integer >= 1")
+    for name, c in points:
+        _check_same_config(out / "runs" / name, c)
     todo = [c for name, c in points if not (out / "runs" / name / "summary.json").exists()]
     if not yes and todo:  # the estimate runs JAX here: skip it when the answer is already yes
         est = estimate_seconds(todo)

@@ -1,10 +1,12 @@
 """Inference solvers and ``infer``."""
 
 from .infer import ExactSolver, check_batch, infer, initial_activities
+from .newton import AbstractModelSolver, NewtonSolver
 from .result import Solution
 from .solvers import AbstractSolver, GradientDescent, ODESolver, OptaxSolver
 
 __all__ = [
-    "AbstractSolver", "GradientDescent", "OptaxSolver", "ODESolver", "ExactSolver",
+    "AbstractSolver", "AbstractModelSolver", "GradientDescent", "OptaxSolver", "ODESolver", "ExactSolver",
+    "NewtonSolver",
     "Solution", "infer", "initial_activities", "check_batch",
 ]

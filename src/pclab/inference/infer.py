@@ -11,18 +11,18 @@ from ..energy import EnergySpec, activity_grad, example_energies
 from ..nn.pcn import PCN
 from ..options import ActivityInit, Mode, Status, parse_option
 from .exact import exact_activities
-from .result import Solution
+from .newton import AbstractModelSolver
+from .result import Solution, step_status
 from .solvers import AbstractSolver, GradientDescent
 
 
-class ExactSolver(AbstractSolver):
+class ExactSolver(AbstractModelSolver):
     """Exact equilibrium of a linear PCN with MSE output (block-tridiagonal solve, one 'step')."""
 
-    def init(self, z):  # pragma: no cover - never stepped; infer() dispatches on the type
-        return None
-
-    def step(self, grad_fn, z, state):  # pragma: no cover
-        raise NotImplementedError("ExactSolver is dispatched by infer()")
+    def solve(self, model, x, y, spec, z0, max_steps, rtol, atol, record_energy=False) -> Solution:
+        z_star = exact_activities(model, x, y, spec)
+        status = jnp.where(_all_finite(z_star), int(Status.CONVERGED), int(Status.NONFINITE)).astype(jnp.int32)
+        return Solution(z_star, None, status, jnp.asarray(1, jnp.int32), jnp.asarray(0.0, z_star.dtype))
 
 
 def _rms(tree) -> Array:
@@ -98,19 +98,16 @@ def infer(
         raise ValueError(f"max_steps={max_steps!r} is not valid; expected an integer >= 1")
     if rtol < 0 or atol < 0:
         raise ValueError(f"rtol={rtol!r}, atol={atol!r} are not valid; expected numbers >= 0")
-    if isinstance(solver, ExactSolver):  # needs no starting point
+    if isinstance(solver, AbstractModelSolver):
         if mode is not Mode.SUPERVISED:
-            raise ValueError("the exact solver supports mode='supervised' only")
-        z_star = exact_activities(model, x, y, spec)
-        ok = _all_finite(z_star)
-        status = jnp.where(ok, int(Status.CONVERGED), int(Status.NONFINITE)).astype(jnp.int32)
-        sol = Solution(z_star, None, status, jnp.asarray(1, jnp.int32), jnp.asarray(0.0, z_star.dtype))
-        return _maybe_throw(sol, throw)
+            raise ValueError(f"{type(solver).__name__} supports mode='supervised' only")
+        if z0 is None and parse_option(ActivityInit, init, "init") is ActivityInit.ZEROS:
+            z0 = initial_activities(model, x, init)
+        _check_z0(model, x, z0)
+        return _maybe_throw(solver.solve(model, x, y, spec, z0, max_steps, rtol, atol, record_energy), throw)
 
     z = initial_activities(model, x, init) if z0 is None else z0
-    if z.shape != (model.depth - 1, x.shape[0], model.width):
-        raise ValueError(f"z0 has shape {z.shape}; expected (depth-1, batch, width) = "
-                         f"{(model.depth - 1, x.shape[0], model.width)}")
+    _check_z0(model, x, z)
 
     if mode is Mode.SUPERVISED:
         mu1 = model.predict_first(x)  # constant during inference: computed once
@@ -139,10 +136,9 @@ def infer(
         if fixed:
             return step + 1, v, state, dv, status, trace
         norm = _rms(dv)
-        finite = jnp.isfinite(norm)  # a non-finite entry makes the sum of squares non-finite
         done = norm <= (atol + rtol * _rms(v) if rtol > 0 else atol)
-        status = jnp.where(~finite, int(Status.NONFINITE), jnp.where(done, int(Status.CONVERGED), int(Status.MAX_STEPS)))
-        return step + 1, v, state, norm.astype(dtype), status.astype(jnp.int32), trace
+        # a non-finite entry makes the sum of squares, hence the norm, non-finite
+        return step + 1, v, state, norm.astype(dtype), step_status(norm, done), trace
 
     trace0 = jnp.full((max_steps,), jnp.nan, dtype) if record_energy else None
     last0 = jax.tree_util.tree_map(jnp.zeros_like, free) if fixed else jnp.asarray(jnp.inf, dtype)
@@ -156,6 +152,12 @@ def infer(
         norm = last
     latent, z = (None, v) if mode is Mode.SUPERVISED else v
     return _maybe_throw(Solution(z, latent, status, steps, norm, trace), throw)
+
+
+def _check_z0(model: PCN, x, z) -> None:
+    if z is not None and z.shape != (model.depth - 1, x.shape[0], model.width):
+        raise ValueError(f"z0 has shape {z.shape}; expected (depth-1, batch, width) = "
+                         f"{(model.depth - 1, x.shape[0], model.width)}")
 
 
 def _maybe_throw(sol: Solution, throw: bool) -> Solution:

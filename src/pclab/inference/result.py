@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import equinox as eqx
+import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from ..options import Status
@@ -31,3 +32,10 @@ class Solution(eqx.Module):
     @property
     def converged(self):
         return self.status == int(Status.CONVERGED)
+
+
+def step_status(norm, done):
+    """Status after a step whose update has RMS ``norm``: non-finite, converged (``done``) or
+    still running (step cap), as an int32 scalar."""
+    return jnp.where(~jnp.isfinite(norm), int(Status.NONFINITE),
+                     jnp.where(done, int(Status.CONVERGED), int(Status.MAX_STEPS))).astype(jnp.int32)

@@ -127,15 +127,30 @@ class PCN(eqx.Module):
         return mu if b is None else mu + b
 
     # ----- passes ------------------------------------------------------------------------
-    def activities(self, x: Float[Array, "B D"]) -> Float[Array, "L-1 B N"]:
-        """Feedforward activities z_1..z_{L−1} (a ``lax.scan`` over depth)."""
-        z1 = self.predict_first(x)
+    def activities(
+        self, x: Float[Array, "B D"], inject: Float[Array, "L-1 B N"] | None = None
+    ) -> Float[Array, "L-1 B N"]:
+        """Feedforward activities z_1..z_{L−1} (a ``lax.scan`` over depth).
 
-        def body(z, wb):
-            z = self._hidden_layer(z, wb)
+        With ``inject`` = (δ_1..δ_{L−1}), each layer adds its own term,
+        z_l = f_l(z_{l−1}) + δ_l: the activities whose prediction errors are exactly δ.
+        """
+        z1 = self.predict_first(x)
+        if inject is None:
+            def body(z, wb):
+                z = self._hidden_layer(z, wb)
+                return z, z
+
+            _, zs = jax.lax.scan(body, z1, (self.w_hidden, self.b_hidden))
+            return jnp.concatenate([z1[None], zs], axis=0)
+
+        def body_injected(z, wbd):
+            w, b, d = wbd
+            z = self._hidden_layer(z, (w, b)) + d
             return z, z
 
-        _, zs = jax.lax.scan(body, z1, (self.w_hidden, self.b_hidden))
+        z1 = z1 + inject[0]
+        _, zs = jax.lax.scan(body_injected, z1, (self.w_hidden, self.b_hidden, inject[1:]))
         return jnp.concatenate([z1[None], zs], axis=0)
 
     def __call__(self, x: Float[Array, "B D"]) -> Float[Array, "B O"]:
