@@ -92,9 +92,12 @@ class NewtonSolver(AbstractModelSolver):
     r"""Gauss–Newton inference in the prediction errors (see :mod:`pclab.inference.newton`).
 
     ``infer(..., max_steps=k)`` takes up to k steps, stopping early when
-    ``rms(Δδ) ≤ atol + rtol·rms(δ)``. Exact in one step for linear nets with MSE output;
-    for nonlinear nets it converges to a stationary point of the energy in a few steps.
-    Supervised mode only; costs O (output size) backward passes per step.
+    ``rms(Δδ) ≤ atol + rtol·rms(δ)``. Exact in one step for linear nets with MSE output.
+    For smooth nonlinear nets it converges linearly, at a rate set by the curvature the
+    Gauss–Newton model drops (network curvature × output error): small for weak output
+    precision λ. With ReLU, activation patterns can flip between steps and the iterates may
+    cycle instead of converging. Supervised mode only; costs one forward and O (output size)
+    backward passes per step.
     """
 
     def solve(self, model, x, y, spec, z0, max_steps, rtol, atol, record_energy=False) -> Solution:
