@@ -21,7 +21,7 @@ import jax
 from ..bench import matmul_throughput
 from ..io import atomic_write_csv, atomic_write_json
 from ..nn.pcn import count_matmul_flops
-from .config import TrainConfig
+from .config import SolverName, TrainConfig
 from .lr_grid import train_lr_grid
 from .runner import RunError, build_model, train
 
@@ -49,6 +49,16 @@ def grid_points(base: TrainConfig, grid: dict[str, Sequence[Any]]) -> list[tuple
     return out
 
 
+def _matmul_passes(c: TrainConfig, n_out: int = 10) -> int:
+    """Matmul passes over all layers per training step: BP 3; PC with GD-like solvers 2T + 3;
+    with Newton T·(1 + O) + 3 (a forward and O backward passes per step)."""
+    if c.algo.value != "pc":
+        return 3
+    if c.solver is SolverName.NEWTON:
+        return c.infer_steps * (1 + n_out) + 3
+    return 2 * c.infer_steps + 3
+
+
 def estimate_seconds(configs: Iterable[TrainConfig], gflops: float | None = None) -> float:
     """Rough wall time of the runs by the cost model of ``pclab.bench`` and a measured matmul
     throughput (``gflops``; measured here when not given)."""
@@ -59,7 +69,7 @@ def estimate_seconds(configs: Iterable[TrainConfig], gflops: float | None = None
         n = min(c.n_train or 10**9, _N_TRAIN.get(c.dataset.value, 60000))
         steps = c.epochs * (n // c.batch_size)
         model = jax.eval_shape(lambda: build_model(c, _D_IN.get(c.dataset.value, 784), 10))
-        per_step = (2 * c.infer_steps + 3 if c.algo.value == "pc" else 3) * count_matmul_flops(model, c.batch_size)
+        per_step = _matmul_passes(c) * count_matmul_flops(model, c.batch_size)
         total += steps * per_step / (gflops * 1e9)
     return total
 
