@@ -82,7 +82,9 @@ def infer(
     ``rms(Δz) ≤ atol + rtol·rms(z)`` (converged), ``max_steps`` steps (step cap), or a
     non-finite update (which raises if ``throw``; else ``status = NONFINITE``). With
     ``rtol = atol = 0`` (the default) it runs exactly ``max_steps`` steps and checks for
-    non-finite values once, at the end.
+    non-finite values once, at the end. Solvers that need the model itself
+    (:class:`AbstractModelSolver`: ``ExactSolver``, ``NewtonSolver``) run their own ``solve``
+    with the same arguments, in supervised mode only.
 
     Args:
         model: the PCN. x: (B, D) input, or in generative mode the initial latent.
