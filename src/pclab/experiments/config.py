@@ -48,6 +48,11 @@ class SolverName(str, enum.Enum):
     NEWTON = "newton"
     EXACT = "exact"
 
+    @property
+    def has_step_size(self) -> bool:
+        """Whether ``activity_lr`` sets this solver's step (Newton and exact have none)."""
+        return self not in (SolverName.NEWTON, SolverName.EXACT)
+
 
 class OptimizerName(str, enum.Enum):
     ADAM = "adam"

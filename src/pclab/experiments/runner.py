@@ -139,8 +139,8 @@ def divergence(config: TrainConfig, loss, status, energy):
     """
     loss, status, energy = (np.asarray(v) for v in (loss, status, energy))
     blown = (config.algo is Algorithm.PC) & ~(energy <= ENERGY_BLOWUP * config.precision * loss + 1e-6)
-    # Step-size-free solvers can only be tamed through the weights.
-    hint = "lower --lr" if config.solver in (SolverName.NEWTON, SolverName.EXACT) else "lower --activity-lr"
+    # Solvers without a step size can only be tamed through the weights.
+    hint = "lower --activity-lr" if (config.solver or SolverName.GD).has_step_size else "lower --lr"
     return np.where(status == Status.NONFINITE, f"inference produced non-finite activities: {hint}",
                     np.where(~np.isfinite(loss), "the loss became non-finite: lower --lr",
                              np.where(blown, f"inference blew up the energy (over 100x its feedforward value): {hint}",

@@ -12,7 +12,7 @@ from ..nn.pcn import PCN
 from ..options import ActivityInit, Mode, Status, parse_option
 from .exact import exact_activities
 from .newton import AbstractModelSolver
-from .result import Solution, step_status
+from .result import Solution, rms, step_status
 from .solvers import AbstractSolver, GradientDescent
 
 
@@ -23,13 +23,6 @@ class ExactSolver(AbstractModelSolver):
         z_star = exact_activities(model, x, y, spec)
         status = jnp.where(_all_finite(z_star), int(Status.CONVERGED), int(Status.NONFINITE)).astype(jnp.int32)
         return Solution(z_star, None, status, jnp.asarray(1, jnp.int32), jnp.asarray(0.0, z_star.dtype))
-
-
-def _rms(tree) -> Array:
-    leaves = jax.tree_util.tree_leaves(tree)
-    total = sum(jnp.sum(jnp.square(t)) for t in leaves)
-    size = sum(t.size for t in leaves)
-    return jnp.sqrt(total / size)
 
 
 def _all_finite(tree) -> Array:
@@ -137,8 +130,8 @@ def infer(
         v = jax.tree_util.tree_map(jnp.add, v, dv)
         if fixed:
             return step + 1, v, state, dv, status, trace
-        norm = _rms(dv)
-        done = norm <= (atol + rtol * _rms(v) if rtol > 0 else atol)
+        norm = rms(dv)
+        done = norm <= (atol + rtol * rms(v) if rtol > 0 else atol)
         # a non-finite entry makes the sum of squares, hence the norm, non-finite
         return step + 1, v, state, norm.astype(dtype), step_status(norm, done), trace
 
@@ -148,7 +141,7 @@ def infer(
              jnp.asarray(int(Status.MAX_STEPS), jnp.int32), trace0)
     steps, v, _, last, status, trace = jax.lax.while_loop(cond, body, carry)
     if fixed:
-        norm = _rms(last).astype(dtype)
+        norm = rms(last).astype(dtype)
         status = jnp.where(jnp.isfinite(norm) & _all_finite(v), status, int(Status.NONFINITE)).astype(jnp.int32)
     else:
         norm = last

@@ -31,7 +31,7 @@ from jaxtyping import Array, Float
 from ..energy import EnergySpec, hidden_errors, output_grad, output_hessian, output_loss
 from ..nn.pcn import PCN
 from ..options import Status
-from .result import Solution, step_status
+from .result import Solution, rms, step_status
 from .solvers import AbstractSolver
 
 
@@ -54,10 +54,6 @@ class AbstractModelSolver(AbstractSolver):
         """Minimise the energy; ``z0`` (L−1, B, N) is the start, ``None`` for the feedforward pass.
         ``record_energy``: fill ``Solution.energies`` (batch mean before each step) if the
         solver can."""
-
-
-def _rms(t: Array) -> Array:
-    return jnp.sqrt(jnp.mean(jnp.square(t)))
 
 
 def gauss_newton_errors(
@@ -115,8 +111,8 @@ class NewtonSolver(AbstractModelSolver):
             new, energy = gauss_newton_errors(model, x, y, delta, spec)
             if record_energy:
                 trace = trace.at[step].set(energy)
-            norm = _rms(new - delta)
-            done = norm <= atol + rtol * _rms(new)
+            norm = rms(new - delta)
+            done = norm <= atol + rtol * rms(new)
             return step + 1, new, norm, step_status(norm, done), trace
 
         trace0 = jnp.full((max_steps,), jnp.nan, delta0.dtype) if record_energy else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
@@ -39,3 +40,9 @@ def step_status(norm, done):
     still running (step cap), as an int32 scalar."""
     return jnp.where(~jnp.isfinite(norm), int(Status.NONFINITE),
                      jnp.where(done, int(Status.CONVERGED), int(Status.MAX_STEPS))).astype(jnp.int32)
+
+
+def rms(tree) -> Array:
+    """Root mean square over all entries of an array or pytree of arrays."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(t)) for t in leaves) / sum(t.size for t in leaves))

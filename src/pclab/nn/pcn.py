@@ -136,21 +136,17 @@ class PCN(eqx.Module):
         z_l = f_l(z_{l−1}) + δ_l: the activities whose prediction errors are exactly δ.
         """
         z1 = self.predict_first(x)
-        if inject is None:
-            def body(z, wb):
-                z = self._hidden_layer(z, wb)
-                return z, z
+        rest = None
+        if inject is not None:
+            z1, rest = z1 + inject[0], inject[1:]
 
-            _, zs = jax.lax.scan(body, z1, (self.w_hidden, self.b_hidden))
-            return jnp.concatenate([z1[None], zs], axis=0)
-
-        def body_injected(z, wbd):
-            w, b, d = wbd
-            z = self._hidden_layer(z, (w, b)) + d
+        def body(z, wbd):
+            w, b, d = wbd  # d is None (an empty pytree) without injection
+            z = self._hidden_layer(z, (w, b))
+            z = z if d is None else z + d
             return z, z
 
-        z1 = z1 + inject[0]
-        _, zs = jax.lax.scan(body_injected, z1, (self.w_hidden, self.b_hidden, inject[1:]))
+        _, zs = jax.lax.scan(body, z1, (self.w_hidden, self.b_hidden, rest))
         return jnp.concatenate([z1[None], zs], axis=0)
 
     def __call__(self, x: Float[Array, "B D"]) -> Float[Array, "B O"]:
