@@ -126,7 +126,7 @@ def cmd_sweep(args) -> int:
     base = resolve_config(args)
     out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     if set(grid) <= LR_FIELDS and not args.no_vectorise:
-        rows = run_lr_sweep(base, grid.get("lr", [base.lr]), grid.get("activity_lr"), out,
+        rows = run_lr_sweep(base, grid, out, budget_s=60 * args.budget_min, yes=args.yes,
                             progress=None if not args.quiet else False)
     else:
         grid_points(base, grid)  # validate every point before starting any

@@ -10,7 +10,7 @@ from pclab.cli import main
 from pclab.experiments.config import TrainConfig
 from pclab.experiments.lr_grid import train_lr_grid
 from pclab.experiments.runner import RunError, train
-from pclab.experiments.sweep import BudgetExceeded, estimate_seconds, grid_points, run_sweep
+from pclab.experiments.sweep import BudgetExceeded, estimate_seconds, grid_points, run_lr_sweep, run_sweep
 
 BASE = TrainConfig(dataset="digits", depth=4, width=16, epochs=2, batch_size=64, evals_per_epoch=1)
 
@@ -32,6 +32,8 @@ def test_vectorised_grid_matches_separate_runs(tmp_path):
 def test_grid_freezes_diverged_points():
     grid = train_lr_grid(BASE, [3e-2], [0.2, 50.0], progress=False)
     assert grid.diverged.tolist() == [[False, True]]
+    assert grid.diverged_step[0, 1] >= 1 and grid.rows()[1]["diverged_step"] == grid.diverged_step[0, 1]
+    assert grid.rows()[0]["diverged_step"] is None
     assert np.isfinite(grid.test_loss[0, 0]) and grid.test_loss[0, 1] == np.inf
     assert grid.best() == (0, 0)
 
@@ -74,6 +76,34 @@ def test_sweep_cli(tmp_path, capsys):
     assert "2 runs, 0 diverged" in capsys.readouterr().out
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [float(r["lr"]) for r in rows] == [0.003, 0.03]
-    assert json.loads((out / "runs" / "lr=0.003_activity_lr=0.2" / "summary.json").read_text())["steps"] == 1442 // 64
+    assert json.loads((out / "runs" / "lr=0.003" / "summary.json").read_text())["steps"] == 1442 // 64
     code = main(["sweep", "--set", "nonsense=1,2", "--out", str(tmp_path / "x")])
     assert code == 2 and "not a config field" in capsys.readouterr().err
+
+
+def test_vectorised_sweep_records_like_process_sweep(tmp_path):
+    """The one-program grid names, checks and records its points as the process sweep does."""
+    base = BASE.replace(epochs=1)
+    grid = {"activity_lr": [0.2, 50.0]}
+    vec = run_lr_sweep(base, grid, tmp_path / "vec", yes=True, progress=False)
+    proc = run_sweep(grid_points(base, grid), tmp_path / "proc", jobs=1, yes=True, log=lambda *_: None)
+    assert [r["name"] for r in vec] == [r["name"] for r in proc] == ["activity_lr=0.2", "activity_lr=50.0"]
+    assert [list(r) for r in vec] == [list(r) for r in proc]  # same results.csv columns
+    assert [r["diverged"] for r in vec] == [r["diverged"] for r in proc] == [False, True]
+    assert vec[1]["diverged_step"] >= 1 and vec[0]["wall_seconds"] > 0
+    assert vec[0]["test_loss"] == pytest.approx(proc[0]["test_loss"], rel=1e-3)
+    # a rerun reuses the finished grid; a changed base config is refused before any training
+    before = (tmp_path / "vec" / "runs" / "activity_lr=0.2" / "summary.json").read_text()
+    run_lr_sweep(base, grid, tmp_path / "vec", yes=True, progress=False)
+    assert (tmp_path / "vec" / "runs" / "activity_lr=0.2" / "summary.json").read_text() == before
+    with pytest.raises(RunError, match=r"different config \(depth: 4 -> 5\)"):
+        run_lr_sweep(base.replace(depth=5), grid, tmp_path / "vec", yes=True, progress=False)
+
+
+def test_vectorised_sweep_checks_budget_and_axes(tmp_path):
+    big = BASE.replace(dataset="mnist", depth=128, width=128, epochs=50)
+    with pytest.raises(BudgetExceeded, match="pass --yes"):
+        run_lr_sweep(big, {"lr": [0.01, 0.03]}, tmp_path, budget_s=60.0)
+    assert not (tmp_path / "results.csv").exists()
+    with pytest.raises(ValueError, match="activity-lr axis has no effect"):
+        run_lr_sweep(BASE.replace(algo="bp"), {"activity_lr": [0.1, 0.2]}, tmp_path, yes=True)

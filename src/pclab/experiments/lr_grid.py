@@ -40,6 +40,7 @@ class GridResult:
     train_loss: np.ndarray
     diverged: np.ndarray
     steps: int
+    diverged_step: np.ndarray | None = None  # step at which each point diverged, -1 if it did not
 
     def best(self) -> tuple[int, int]:
         """Index (i, j) of the lowest test loss among non-diverged points."""
@@ -50,7 +51,8 @@ class GridResult:
         return [
             {"lr": lr, "activity_lr": alr, "test_accuracy": float(self.test_accuracy[i, j]),
              "test_loss": float(self.test_loss[i, j]), "train_loss": float(self.train_loss[i, j]),
-             "diverged": bool(self.diverged[i, j])}
+             "diverged": bool(self.diverged[i, j]),
+             "diverged_step": int(self.diverged_step[i, j]) if self.diverged_step is not None and self.diverged[i, j] else None}
             for (i, lr), (j, alr) in itertools.product(enumerate(self.lrs), enumerate(self.activity_lrs))
         ]
 
@@ -107,6 +109,7 @@ def train_lr_grid(
     step = _grid_step(config, spec, model0)
 
     alive = np.ones(g, bool)
+    died_at = np.full(g, -1)
     n_batches = pdata.num_batches(data.x_train.shape[0], config.batch_size)
     tail = max(1, n_batches // 10)  # train loss: mean over the last 10% of steps
     losses = np.zeros((config.epochs * n_batches, g))
@@ -119,6 +122,7 @@ def train_lr_grid(
             models, states, info = step(models, states, lr_arr, alr_arr, jnp.asarray(alive), xb, yb)
             loss = np.asarray(info.loss)
             alive &= divergence(config, loss, info.status, info.energy) == ""
+            died_at[(died_at < 0) & ~alive] = t + 1  # 1-based, as in the single-run loop
             losses[t] = np.where(alive, loss, np.nan)
             t += 1
             bar.update(1)
@@ -136,5 +140,5 @@ def train_lr_grid(
         tuple(float(v) for v in lrs), tuple(float(v) for v in alrs),
         np.where(dead, np.nan, accuracy).reshape(shape), test_loss.reshape(shape),
         train_loss.reshape(shape),
-        dead.reshape(shape), t,
+        dead.reshape(shape), t, died_at.reshape(shape),
     )

@@ -13,6 +13,7 @@ import concurrent.futures as cf
 import itertools
 import json
 import multiprocessing
+import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -143,18 +144,46 @@ def run_sweep(
     return rows
 
 
-def run_lr_sweep(base: TrainConfig, lrs: Sequence[float], activity_lrs: Sequence[float] | None, out: str | Path,
-                 *, progress: bool | None = None) -> list[dict]:
-    """A weight-lr × activity-lr grid as one compiled program; writes per-point summaries and
-    ``results.csv`` like :func:`run_sweep`."""
+def run_lr_sweep(
+    base: TrainConfig,
+    grid: dict[str, Sequence[float]],
+    out: str | Path,
+    *,
+    budget_s: float = 3600.0,
+    yes: bool = False,
+    progress: bool | None = None,
+) -> list[dict]:
+    """A grid over ``lr`` and/or ``activity_lr`` as one compiled program.
+
+    Points are named, checked and recorded as in :func:`run_sweep` (same ``results.csv``
+    columns; each ``out/runs/NAME`` holds ``config.json`` and ``summary.json``). Being one
+    program, the grid is not resumed point by point: a rerun whose points all have summaries
+    reuses them, otherwise the whole grid runs again. ``wall_seconds`` is the whole grid's time.
+    """
     out = Path(out)
-    res = train_lr_grid(base, lrs, activity_lrs, progress=progress)
-    rows = []
-    for r in res.rows():
-        name = point_name({"lr": r["lr"], "activity_lr": r["activity_lr"]})
-        summary = {**r, "epochs": base.epochs, "steps": res.steps}
-        atomic_write_json(out / "runs" / name / "summary.json", summary)
-        rows.append({"name": name, **base.to_dict(), **summary})
+    if not grid or not set(grid) <= LR_FIELDS:
+        raise ValueError(f"grid={sorted(grid)!r} is not valid; expected axes among {sorted(LR_FIELDS)}")
+    if "activity_lr" in grid and base.algo.value == "bp":
+        raise ValueError("--set activity_lr: algo='bp' runs no inference, so an activity-lr axis has no effect; drop it")
+    points = grid_points(base, grid)
+    for name, c in points:
+        _check_same_config(out / "runs" / name, c)
+    summaries = {name: out / "runs" / name / "summary.json" for name, _ in points}
+    if not all(f.exists() for f in summaries.values()):
+        if not yes:
+            est = estimate_seconds([base])  # one vmapped program costs about one run per point
+            if est * len(points) > budget_s:
+                raise BudgetExceeded(f"this grid of {len(points)} runs would take about {est * len(points) / 60:.0f} min "
+                                     f"on this machine, over the budget of {budget_s / 60:.0f} min; pass --yes to run it anyway")
+        start = time.perf_counter()
+        res = train_lr_grid(base, grid.get("lr", [base.lr]), grid.get("activity_lr"), progress=progress)
+        wall = time.perf_counter() - start
+        by_rates = {(r["lr"], r["activity_lr"]): r for r in res.rows()}
+        for name, c in points:
+            r = by_rates[(c.lr, c.activity_lr)]
+            atomic_write_json(out / "runs" / name / "config.json", c.to_dict())
+            atomic_write_json(summaries[name], {**r, "epochs": c.epochs, "steps": res.steps, "wall_seconds": wall})
+    rows = [_row(name, c, json.loads(summaries[name].read_text())) for name, c in points]
     atomic_write_csv(out / "results.csv", rows)
     return rows
 
