@@ -9,7 +9,7 @@ from pclab.cli import main
 def test_reproduce_list_names_all(capsys):
     assert main(["reproduce", "--list"]) == 0
     out = capsys.readouterr().out
-    for name in ("mupc-depth", "mupc-transfer"):
+    for name in ("mupc-depth", "mupc-transfer", "mupc-reach"):
         assert name in out
 
 
@@ -34,3 +34,19 @@ def test_mupc_depth_quick(tmp_path, capsys):
     # Newton inference with weak precision tracks BP (measured: equal to 0.3 points on digits)
     assert all(abs(acc["μPC (Newton, λ=0.01)", d] - acc["BP (Depth-μP)", d]) < 0.03 for d in (4, 12))
     assert (tmp_path / "accuracy_vs_depth.png").is_file() and (tmp_path / "accuracy_vs_depth.md").is_file()
+
+
+def test_mupc_reach_quick(tmp_path, capsys):
+    """GD from the feedforward pass reaches one layer per step (exact light cone); Newton all."""
+    assert main(["reproduce", "mupc-reach", "--quick", "--out", str(tmp_path)]) == 0
+    table = {(float(r["precision"]), r["inference"]): r for r in csv.DictReader(open(tmp_path / "reach_summary.csv"))}
+    depth = 16
+    for lam in (1.0, 0.01):
+        assert int(table[lam, "GD, T=2"]["reached"]) == 2 + 1  # W_{L-2}, W_{L-1} and W_L
+        assert int(table[lam, "GD, T=8"]["reached"]) == 8 + 1
+        assert int(table[lam, "Newton, 1 step"]["reached"]) == depth
+    # at weak precision one Newton step gives every layer a BP-aligned gradient
+    assert int(table[0.01, "Newton, 1 step"]["aligned"]) == depth
+    assert float(table[0.01, "Newton, 1 step"]["cosine"]) > 0.99
+    rows = list(csv.DictReader(open(tmp_path / "reach_by_layer.csv")))
+    assert len(rows) == 2 * 5 * depth and (tmp_path / "reach.png").stat().st_size > 10_000

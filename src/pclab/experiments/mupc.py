@@ -4,8 +4,10 @@ r"""Reproductions of the μPC paper (arXiv 2505.13124, science.md §1).
   standard PC (SP), μPC and BP with Depth-μP, on MNIST and Fashion-MNIST.
 * ``mupc-transfer``: (weight lr × activity lr) test-loss heatmaps of μPC at a small and a
   large (width, depth); reports whether the argmin moves.
+* ``mupc-reach``: per-layer cosine of PC and BP weight gradients of a deep μPC ResNet at init
+  after GD inference of T steps and after one Newton step: how many layers each reaches.
 
-Both only call the library (:mod:`pclab.experiments.sweep`, :mod:`.lr_grid`). Runs land in
+All only call the library (:mod:`pclab.experiments.sweep`, :mod:`.lr_grid`). Runs land in
 ``OUT/runs``; rerunning the command resumes where it stopped.
 """
 
@@ -17,11 +19,14 @@ from pathlib import Path
 import numpy as np
 from matplotlib.patches import Rectangle
 
+from ..energy import EnergySpec
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
 from ..report.figures import heatmap, line_plot, panels, save_figure
+from ..theory.alignment import pc_bp_alignment
 from .config import TrainConfig
 from .lr_grid import train_lr_grid
 from .registry import register
+from .runner import build_model, load_run_data
 from .sweep import run_sweep
 
 # Per-variant settings. μPC with GD inference (the paper's protocol) uses the (lr, activity
@@ -113,6 +118,61 @@ def mupc_transfer(out: Path, quick: bool) -> dict:
     }
     atomic_write_json(out / "transfer_summary.json", summary)
     return summary
+
+
+REACH_FULL = dict(base=dict(dataset="mnist", depth=128, width=128, batch_size=128), gd_steps=(8, 128, 512))
+REACH_QUICK = dict(base=dict(dataset="digits", depth=16, width=32, batch_size=64), gd_steps=(2, 8, 32))
+REACH_PRECISIONS = (1.0, 0.01)
+
+
+def _reach_probes(gd_steps: tuple[int, ...]) -> dict[str, dict]:
+    """Inference settings compared by ``mupc-reach``: GD at μPC's activity lr for each T,
+    heavy-ball GD at the largest T, and one Newton step."""
+    alr = VARIANTS["μPC"]["activity_lr"]
+    probes = {f"GD, T={t}": dict(solver="gd", activity_lr=alr, infer_steps=t) for t in gd_steps}
+    probes[f"momentum GD, T={gd_steps[-1]}"] = dict(solver="momentum", activity_lr=alr, infer_steps=gd_steps[-1])
+    probes["Newton, 1 step"] = dict(solver="newton", infer_steps=1)
+    return probes
+
+
+@register("mupc-reach", "per-layer cos(PC grad, BP grad) of a 128-layer μPC ResNet at init: how many layers GD "
+          "(T steps) and Newton (1 step) inference reach")
+def mupc_reach(out: Path, quick: bool) -> dict:
+    spec = REACH_QUICK if quick else REACH_FULL
+    base = TrainConfig(act="relu", param="mupc", **spec["base"])
+    data = load_run_data(base)
+    model = build_model(base, data.d_in, data.y_train.shape[1])
+    x, y = data.x_train[: base.batch_size], data.y_train[: base.batch_size]
+    layers = np.arange(1, base.depth + 1)
+    probes = _reach_probes(spec["gd_steps"])
+    fig, axes = panels(len(REACH_PRECISIONS), ncols=len(REACH_PRECISIONS), panel_size=(5.6, 4.2),
+                       suptitle=f"Which layers inference reaches: μPC ReLU ResNet, depth {base.depth}, at init "
+                                f"({base.dataset.value}, batch {base.batch_size})")
+    rows, table = [], []
+    for ax, lam in zip(axes, REACH_PRECISIONS):
+        series = {}
+        for label, probe in probes.items():
+            cfg = base.replace(precision=lam, **probe)
+            a = pc_bp_alignment(model, x, y, solver=cfg.make_solver(), spec=EnergySpec(cfg.loss, lam),
+                                max_steps=cfg.infer_steps, rtol=0.0)
+            cos = np.asarray(a.per_layer)
+            series[label] = cos
+            rows += [dict(precision=lam, inference=label, steps=cfg.infer_steps, layer=int(layer), cosine=float(c))
+                     for layer, c in zip(layers, cos)]
+            table.append(dict(precision=lam, inference=label, layers=base.depth, reached=int(np.sum(cos != 0)),
+                              aligned=int(np.sum(cos > 0.9)), cosine=a.cosine))
+        line_plot(ax, layers, series, title=f"output precision λ = {lam}", xlabel="weight layer l (1 = input, L = output)",
+                  ylabel="cos(PC grad, BP grad) of layer l", legend_loc="center left")
+        ax.set_ylim(-0.1, 1.05)
+    save_figure(fig, out / "reach.png")
+    atomic_write_csv(out / "reach_by_layer.csv", rows)
+    atomic_write_csv(out / "reach_summary.csv", table)
+    lines = ["| λ | inference | layers reached (cos ≠ 0) | layers with cos > 0.9 | cos over all weights |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['precision']} | {r['inference']} | {r['reached']} / {r['layers']} | {r['aligned']} / {r['layers']} "
+              f"| {r['cosine']:.3f} |" for r in table]
+    atomic_write_text(out / "reach.md", "\n".join(lines) + "\n")
+    return {f"{r['inference']} (λ={r['precision']})": {"reached": r["reached"], "aligned": r["aligned"]} for r in table}
 
 
 def _slug(variant: str) -> str:

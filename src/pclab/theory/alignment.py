@@ -7,7 +7,10 @@ feedforward loss. Their cosine similarity
     cos(g_PC, g_BP) = ⟨g_PC, g_BP⟩ / (‖g_PC‖ ‖g_BP‖)
 
 is reported over all parameters and per layer (input W_1, each hidden W_l, output W_L; a
-layer's bias counts with its weights). For linear models F* = ½ rᵀS⁻¹r, so the cosine → 1
+layer's bias counts with its weights); it is 0 where a gradient is exactly zero (an update of
+zero has no component along the other). Inference that stops early leaves layers far from the
+output with a zero PC gradient: T GD steps from the feedforward pass reach only the top T
+hidden layers, one Newton step reaches them all. For linear models F* = ½ rᵀS⁻¹r, so the cosine → 1
 when λS → I: in the μPC width limit N ≫ L, and as the precision λ → 0 for any model.
 """
 
@@ -48,6 +51,11 @@ class GradientAlignment:
     pc_norm: float
     bp_norm: float
 
+    @property
+    def per_layer(self) -> tuple[float, ...]:
+        """The L per-layer cosines in layer order: W_1, W_2..W_{L−1}, W_L."""
+        return (self.input, *self.hidden, self.output)
+
 
 def momentum_solver(lr: float = 0.2, momentum: float = 0.9) -> OptaxSolver:
     """Heavy-ball GD on the activities, Δz ← momentum·Δz − lr·∇E: converges in ~√κ steps where
@@ -57,12 +65,12 @@ def momentum_solver(lr: float = 0.2, momentum: float = 0.9) -> OptaxSolver:
 
 
 def cosine_similarity(a, b) -> jax.Array:
-    """⟨a, b⟩/(‖a‖‖b‖) of two arrays or pytrees of the same structure (flattened), a scalar."""
+    """⟨a, b⟩/(‖a‖‖b‖) of two arrays or pytrees of the same structure (flattened), a scalar;
+    0 if either is exactly zero."""
     la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
     dot = sum(jnp.vdot(u, v) for u, v in zip(la, lb))
-    na = jnp.sqrt(sum(jnp.vdot(u, u) for u in la))
-    nb = jnp.sqrt(sum(jnp.vdot(v, v) for v in lb))
-    return dot / (na * nb)
+    den = jnp.sqrt(sum(jnp.vdot(u, u) for u in la)) * jnp.sqrt(sum(jnp.vdot(v, v) for v in lb))
+    return jnp.where(den > 0, dot / jnp.where(den > 0, den, 1.0), 0.0)
 
 
 def _layers(g: PCN) -> tuple[list, list[list], list]:
