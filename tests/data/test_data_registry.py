@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pclab.data import DATASETS, Dataset, DatasetUnavailable, load_dataset, write_idx
+from pclab.data import DATASETS, Dataset, DatasetUnavailable, dataset_size, load_dataset, write_idx
 
 
 def test_names():
@@ -12,6 +12,18 @@ def test_names():
         load_dataset("imagenet")
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['path'\]"):
         load_dataset("digits", path="x")
+
+
+@pytest.mark.parametrize("name", ["digits", "synthetic", "blobs", "mnist"])
+def test_dataset_size_matches_the_loaded_set(name):
+    """The sizes sweeps estimate from, known without loading, are those of the loaded set."""
+    try:
+        ds = load_dataset(name)
+    except DatasetUnavailable:
+        pytest.skip(f"{name} is not available on this machine")
+    assert dataset_size(name) == ds.x_train.shape
+    with pytest.raises(ValueError, match="valid names: mnist"):
+        dataset_size("imagenet")
 
 
 def _fake_fashion(folder, n_train=30, n_test=10, gz=True):

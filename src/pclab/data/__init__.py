@@ -23,11 +23,12 @@ from pclab.data.errors import ChecksumMismatch, DatasetUnavailable, IDXFormatErr
 from pclab.data.fashion_mnist import FASHION_CLASSES
 from pclab.data.idx import read_idx, write_idx
 from pclab.data.mnist import MNIST_PKL_SHA256
-from pclab.data.registry import DATASETS, load_dataset
+from pclab.data.registry import DATASETS, dataset_size, load_dataset
 from pclab.data.safe_pickle import safe_loads
 from pclab.data.synthetic import gaussian_blobs, teacher_classification, teacher_regression
 
 __all__ = [
+    "dataset_size",
     "CIFAR10_CLASSES",
     "DATASETS",
     "FASHION_CLASSES",

@@ -37,6 +37,10 @@ from pclab.data.normalise import normalise_pixels
 from pclab.data.synthetic import gaussian_blobs, teacher_classification
 
 DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "cifar10", "digits", "synthetic", "blobs")
+# Training examples and flattened input size of each set as loaded by default (the table
+# above), known without loading it; the synthetic sets' come from their generators' defaults.
+_FIXED_SIZES = {"mnist": (60_000, 784), "fashion-mnist": (60_000, 784), "cifar10": (50_000, 3072),
+                "digits": (1442, 64)}
 _ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}
 
 
@@ -64,6 +68,18 @@ def image_dataset(
         mean=mean,
         std=std,
     )
+
+
+def dataset_size(name: str) -> tuple[int, int]:
+    """``(n_train, input dim)`` of data set ``name`` with default options, without loading it."""
+    name = _ALIASES.get(name.lower(), name.lower())
+    if name in _FIXED_SIZES:
+        return _FIXED_SIZES[name]
+    generators = {"synthetic": teacher_classification, "blobs": gaussian_blobs}
+    if name not in generators:
+        raise ValueError(f"name: unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
+    defaults = inspect.signature(generators[name]).parameters
+    return defaults["n_train"].default, defaults["dim"].default
 
 
 def _vector_dataset(name: str, fn: Callable[..., dict[str, np.ndarray]], options: dict[str, Any]) -> Dataset:

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 import jax
 
 from ..bench import matmul_throughput
+from ..data import dataset_size
 from ..io import atomic_write_csv, atomic_write_json
 from ..nn.pcn import count_matmul_flops
 from .config import SolverName, TrainConfig
@@ -27,9 +28,6 @@ from .lr_grid import train_lr_grid
 from .runner import RunError, build_model, train
 
 LR_FIELDS = {"lr", "activity_lr"}
-# Examples per epoch of the data sets (for time estimates without loading them).
-_N_TRAIN = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "digits": 1442, "synthetic": 10000}
-_D_IN = {"mnist": 784, "fashion-mnist": 784, "cifar10": 3072, "digits": 64, "synthetic": 20}
 
 
 class BudgetExceeded(Exception):
@@ -67,9 +65,9 @@ def estimate_seconds(configs: Iterable[TrainConfig], gflops: float | None = None
         gflops = matmul_throughput(8, 128, 128, repeats=3)
     total = 0.0
     for c in configs:
-        n = min(c.n_train or 10**9, _N_TRAIN.get(c.dataset.value, 60000))
-        steps = c.epochs * (n // c.batch_size)
-        model = jax.eval_shape(lambda: build_model(c, _D_IN.get(c.dataset.value, 784), 10))
+        n_train, d_in = dataset_size(c.dataset.value)
+        steps = c.epochs * (min(c.n_train or n_train, n_train) // c.batch_size)
+        model = jax.eval_shape(lambda: build_model(c, d_in, 10))
         per_step = _matmul_passes(c) * count_matmul_flops(model, c.batch_size)
         total += steps * per_step / (gflops * 1e9)
     return total
