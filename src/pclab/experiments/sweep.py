@@ -73,6 +73,16 @@ def estimate_seconds(configs: Iterable[TrainConfig], gflops: float | None = None
     return total
 
 
+def _check_budget(todo: list[TrainConfig], budget_s: float, yes: bool) -> None:
+    """Raise :class:`BudgetExceeded` if ``todo`` is estimated to take longer than ``budget_s``."""
+    if yes or not todo:  # the estimate runs JAX: skip it when the answer is already yes
+        return
+    est = estimate_seconds(todo)
+    if est > budget_s:
+        raise BudgetExceeded(f"this sweep of {len(todo)} runs would take about {est / 60:.0f} min on this machine, "
+                             f"over the budget of {budget_s / 60:.0f} min; pass --yes to run it anyway")
+
+
 def _check_same_config(run_dir: Path, config: TrainConfig) -> None:
     """A folder left by an earlier sweep may only be resumed or reused with the same config."""
     try:
@@ -117,11 +127,7 @@ def run_sweep(
     for name, c in points:
         _check_same_config(out / "runs" / name, c)
     todo = [c for name, c in points if not (out / "runs" / name / "summary.json").exists()]
-    if not yes and todo:  # the estimate runs JAX here: skip it when the answer is already yes
-        est = estimate_seconds(todo)
-        if est > budget_s:
-            raise BudgetExceeded(f"this sweep of {len(todo)} runs would take about {est / 60:.0f} min on this machine, "
-                                 f"over the budget of {budget_s / 60:.0f} min; pass --yes to run it anyway")
+    _check_budget(todo, budget_s, yes)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -168,11 +174,7 @@ def run_lr_sweep(
         _check_same_config(out / "runs" / name, c)
     summaries = {name: out / "runs" / name / "summary.json" for name, _ in points}
     if not all(f.exists() for f in summaries.values()):
-        if not yes:
-            est = estimate_seconds([base])  # one vmapped program costs about one run per point
-            if est * len(points) > budget_s:
-                raise BudgetExceeded(f"this grid of {len(points)} runs would take about {est * len(points) / 60:.0f} min "
-                                     f"on this machine, over the budget of {budget_s / 60:.0f} min; pass --yes to run it anyway")
+        _check_budget([c for _, c in points], budget_s, yes)  # one vmapped program ≈ one run per point
         start = time.perf_counter()
         res = train_lr_grid(base, grid.get("lr", [base.lr]), grid.get("activity_lr"), progress=progress)
         wall = time.perf_counter() - start
