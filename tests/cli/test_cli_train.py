@@ -106,6 +106,15 @@ def test_diverging_run_stops_and_says_what_to_lower(tmp_path, capsys):
     assert summary["steps"] < 1442 // 64
 
 
+def test_run_whose_loss_explodes_finitely_stops(tmp_path, capsys):
+    """Adam at lr 30 sends the loss to huge but finite values: that is divergence too."""
+    out = tmp_path / "run"
+    code, _, err = _run(["train", *SMALL, "--algo", "bp", "--lr", "30", "--out", str(out)], capsys)
+    assert code == 1 and "loss grew over 1000x its first value: lower --lr" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["diverged"] is True and summary["steps"] < 1442 // 64
+
+
 def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert _run(["train", *SMALL, "--algo", "bp", "--out", str(out)], capsys)[0] == 0

@@ -38,6 +38,11 @@ def test_grid_freezes_diverged_points():
     assert grid.best() == (0, 0)
 
 
+def test_grid_freezes_points_whose_loss_explodes():
+    grid = train_lr_grid(BASE.replace(algo="bp", epochs=1), [3e-2, 30.0], progress=False)
+    assert grid.diverged.tolist() == [[False], [True]] and grid.diverged_step[1, 0] >= 2
+
+
 def test_process_sweep_records_divergence_and_resumes(tmp_path):
     points = grid_points(BASE.replace(epochs=1), {"activity_lr": [0.2, 50.0], "algo": ["pc"]})
     rows = run_sweep(points, tmp_path, jobs=2, yes=True, log=lambda *_: None)

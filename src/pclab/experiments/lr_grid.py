@@ -110,6 +110,7 @@ def train_lr_grid(
 
     alive = np.ones(g, bool)
     died_at = np.full(g, -1)
+    first_loss = None  # each point's first loss: the divergence test's reference
     n_batches = pdata.num_batches(data.x_train.shape[0], config.batch_size)
     tail = max(1, n_batches // 10)  # train loss: mean over the last 10% of steps
     losses = np.zeros((config.epochs * n_batches, g))
@@ -121,7 +122,8 @@ def train_lr_grid(
         for xb, yb in pdata.batches(data.x_train, data.y_train, config.batch_size, key=jax.random.fold_in(key, epoch)):
             models, states, info = step(models, states, lr_arr, alr_arr, jnp.asarray(alive), xb, yb)
             loss = np.asarray(info.loss)
-            alive &= divergence(config, loss, info.status, info.energy) == ""
+            first_loss = loss if first_loss is None else first_loss
+            alive &= divergence(config, loss, info.status, info.energy, first_loss) == ""
             died_at[(died_at < 0) & ~alive] = t + 1  # 1-based, as in the single-run loop
             losses[t] = np.where(alive, loss, np.nan)
             t += 1

@@ -128,23 +128,28 @@ def _diagnose(p: _Prepared, model, config: TrainConfig) -> dict[str, Any]:
 
 
 ENERGY_BLOWUP = 100.0
+LOSS_BLOWUP = 1000.0
 
 
-def divergence(config: TrainConfig, loss, status, energy):
+def divergence(config: TrainConfig, loss, status, energy, initial_loss=None):
     """Why each step diverged ("" if it did not); elementwise over arrays of step diagnostics.
 
     From a feedforward start the energy equals λ·loss and inference should lower it; ending
     above ``ENERGY_BLOWUP`` times that means the activity steps blew up. (Milder overshoot
-    happens late in training as the activity Hessian stiffens, and is harmless.)
+    happens late in training as the activity Hessian stiffens, and is harmless.) A finite
+    feedforward loss above ``LOSS_BLOWUP`` times ``initial_loss`` (the first step's) means the
+    weights blew up.
     """
     loss, status, energy = (np.asarray(v) for v in (loss, status, energy))
     blown = (config.algo is Algorithm.PC) & ~(energy <= ENERGY_BLOWUP * config.precision * loss + 1e-6)
+    grown = np.zeros_like(blown) if initial_loss is None else loss > LOSS_BLOWUP * np.asarray(initial_loss) + 1e-6
     # Solvers without a step size can only be tamed through the weights.
     hint = "lower --activity-lr" if (config.solver or SolverName.GD).has_step_size else "lower --lr"
     return np.where(status == Status.NONFINITE, f"inference produced non-finite activities: {hint}",
                     np.where(~np.isfinite(loss), "the loss became non-finite: lower --lr",
-                             np.where(blown, f"inference blew up the energy (over 100x its feedforward value): {hint}",
-                                      "")))
+                             np.where(grown, f"the loss grew over {LOSS_BLOWUP:g}x its first value: lower --lr",
+                                      np.where(blown, f"inference blew up the energy (over 100x its feedforward value): {hint}",
+                                               ""))))
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -197,13 +202,15 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, progres
     t_start = time.perf_counter()
     step_no, diverged = start["step"], None
     acc = start.get("acc") or {"loss": [], "energy": [], "steps": []}  # since the last evaluation
+    first_loss = start.get("first_loss")  # the divergence test's reference
 
     def wall():
         return wall0 + time.perf_counter() - t_start
 
     def checkpoint(epoch, batch):
         save_checkpoint(out, (model, opt_state),
-                        {"step": step_no, "epoch": epoch, "batch": batch, "wall_time": wall(), "acc": acc})
+                        {"step": step_no, "epoch": epoch, "batch": batch, "wall_time": wall(), "acc": acc,
+                         "first_loss": first_loss})
 
     for epoch in range(start["epoch"], config.epochs):
         first = start["batch"] if epoch == start["epoch"] else 0
@@ -214,7 +221,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, progres
             model, opt_state, info = p.step(model, opt_state, xb, yb)
             step_no += 1
             loss = float(info.loss)
-            what = str(divergence(config, loss, info.status, info.energy))
+            first_loss = loss if first_loss is None else first_loss
+            what = str(divergence(config, loss, info.status, info.energy, first_loss))
             if what:
                 diverged = {"step": step_no, "reason": what}
                 break
