@@ -29,7 +29,8 @@ from .registry import register
 from .runner import build_model, load_run_data
 from .sweep import run_sweep
 
-# Per-variant settings. μPC with GD inference (the paper's protocol) uses the (lr, activity
+# Per-variant settings. μPC with GD inference (T = 8 steps, which update only the top 8
+# layers: ``mupc-reach``; jpc's μPC notebook runs T = depth) uses the (lr, activity
 # lr) found best by ``mupc-transfer`` at width 128, depth 8 (zero-shot transfer); SP PC keeps
 # the conventional small rates. "μPC (Newton)" reaches every layer in one Gauss–Newton
 # inference step and uses a weak output precision λ = 0.01, where the equilibrium weight
