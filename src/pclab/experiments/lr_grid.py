@@ -40,7 +40,7 @@ class GridResult:
     train_loss: np.ndarray
     diverged: np.ndarray
     steps: int
-    diverged_step: np.ndarray | None = None  # step at which each point diverged, -1 if it did not
+    diverged_step: np.ndarray  # 1-based step at which each point diverged, -1 if it did not
 
     def best(self) -> tuple[int, int]:
         """Index (i, j) of the lowest test loss among non-diverged points."""
@@ -52,7 +52,7 @@ class GridResult:
             {"lr": lr, "activity_lr": alr, "test_accuracy": float(self.test_accuracy[i, j]),
              "test_loss": float(self.test_loss[i, j]), "train_loss": float(self.train_loss[i, j]),
              "diverged": bool(self.diverged[i, j]),
-             "diverged_step": int(self.diverged_step[i, j]) if self.diverged_step is not None and self.diverged[i, j] else None}
+             "diverged_step": int(self.diverged_step[i, j]) if self.diverged[i, j] else None}
             for (i, lr), (j, alr) in itertools.product(enumerate(self.lrs), enumerate(self.activity_lrs))
         ]
 

@@ -7,7 +7,8 @@ r"""Reproductions of the μPC paper (arXiv 2505.13124, science.md §1).
 * ``mupc-reach``: per-layer cosine of PC and BP weight gradients of a deep μPC ResNet at init
   after GD inference of T steps and after one Newton step: how many layers each reaches.
 
-All only call the library (:mod:`pclab.experiments.sweep`, :mod:`.lr_grid`). Runs land in
+All only call the library (:mod:`pclab.experiments.sweep`, :mod:`.lr_grid`,
+:func:`pclab.theory.pc_bp_alignment`). Runs land in
 ``OUT/runs``; rerunning the command resumes where it stopped.
 """
 
