@@ -3,20 +3,25 @@
 import csv
 import json
 
+import pytest
+
 from pclab.cli import main
 
 
 def test_reproduce_list_names_all(capsys):
     assert main(["reproduce", "--list"]) == 0
     out = capsys.readouterr().out
-    for name in ("mupc-depth", "mupc-transfer", "mupc-reach"):
+    for name in ("mupc-depth", "mupc-transfer", "mupc-transfer-reach", "mupc-reach"):
         assert name in out
 
 
-def test_mupc_transfer_quick(tmp_path, capsys):
-    assert main(["reproduce", "mupc-transfer", "--quick", "--out", str(tmp_path)]) == 0
+@pytest.mark.parametrize("name, inference", [("mupc-transfer", "gd inference, T = 8"),
+                                             ("mupc-transfer-reach", "momentum inference, T = 32")])
+def test_mupc_transfer_quick(tmp_path, capsys, name, inference):
+    assert main(["reproduce", name, "--quick", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "transfer_summary.json").read_text())
     assert summary["grid_steps_moved"] >= 0 and isinstance(summary["transfers"], bool)
+    assert summary["inference"] == inference
     rows = list(csv.DictReader(open(tmp_path / "transfer_grid.csv")))
     assert len(rows) == 2 * 9
     assert (tmp_path / "transfer_heatmaps.png").stat().st_size > 10_000

@@ -8,7 +8,7 @@ import pytest
 
 from pclab.cli import main
 from pclab.experiments.config import TrainConfig
-from pclab.experiments.lr_grid import train_lr_grid
+from pclab.experiments.lr_grid import GridResult, train_lr_grid
 from pclab.experiments.runner import RunError, train
 from pclab.experiments.sweep import BudgetExceeded, estimate_seconds, grid_points, run_lr_sweep, run_sweep
 
@@ -36,6 +36,24 @@ def test_grid_freezes_diverged_points():
     assert grid.rows()[0]["diverged_step"] is None
     assert np.isfinite(grid.test_loss[0, 0]) and grid.test_loss[0, 1] == np.inf
     assert grid.best() == (0, 0)
+
+
+def test_grid_result_round_trips_through_rows_and_csv(tmp_path):
+    """``GridResult.from_rows`` rebuilds the grid from its rows and from ``results.csv`` (strings)."""
+    grid = train_lr_grid(BASE.replace(epochs=1), [3e-3, 3e-2], [0.2, 50.0], progress=False)
+    rows = run_lr_sweep(BASE.replace(epochs=1), {"lr": [3e-3, 3e-2], "activity_lr": [0.2, 50.0]}, tmp_path,
+                        yes=True, progress=False)
+    from_csv = GridResult.from_rows(list(csv.DictReader(open(tmp_path / "results.csv"))))
+    for back in (GridResult.from_rows(grid.rows()), GridResult.from_rows(rows), from_csv):
+        assert back.lrs == grid.lrs and back.activity_lrs == grid.activity_lrs
+        assert back.diverged.tolist() == grid.diverged.tolist() == [[False, True], [False, True]]
+        np.testing.assert_allclose(back.test_loss, grid.test_loss, rtol=1e-3)  # separate compilations
+        assert back.best() == grid.best()
+    assert (from_csv.diverged_step[:, 1] >= 1).all() and (from_csv.diverged_step[:, 0] == -1).all()
+    assert from_csv.steps == grid.steps > 0
+    assert (tmp_path / "lr_grid.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="full lr × activity_lr grid"):
+        GridResult.from_rows(grid.rows()[:3])
 
 
 def test_grid_freezes_points_whose_loss_explodes():

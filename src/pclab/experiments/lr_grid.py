@@ -20,10 +20,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.patches import Rectangle
 from tqdm.auto import tqdm
 
 from .. import data as pdata
 from ..energy import EnergySpec
+from ..report.figures import heatmap
 from ..learning import Algorithm, InferenceConfig, apply_grads, batched_means, eval_sums, train_grads
 from .config import SolverName, TrainConfig, make_solver
 from .runner import RunData, build_model, build_optimizer, divergence, load_run_data
@@ -46,6 +48,35 @@ class GridResult:
         """Index (i, j) of the lowest test loss among non-diverged points."""
         loss = np.where(self.diverged | ~np.isfinite(self.test_loss), np.inf, self.test_loss)
         return tuple(int(v) for v in np.unravel_index(np.argmin(loss), loss.shape))
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[dict]) -> "GridResult":
+        """Rebuild a grid from its rows (:meth:`rows`, a sweep's ``results.csv`` read as dicts,
+        strings included). Raises ``ValueError`` unless the rows form a full lr × activity-lr grid."""
+        num = lambda v: math.nan if v in (None, "") else float(v)  # noqa: E731
+        flag = lambda v: v is True or v == "True"  # noqa: E731
+        lrs = tuple(sorted({num(r["lr"]) for r in rows}))
+        alrs = tuple(sorted({num(r["activity_lr"]) for r in rows}))
+        index = {(num(r["lr"]), num(r["activity_lr"])): r for r in rows}
+        if len(rows) != len(index) or len(index) != len(lrs) * len(alrs):
+            raise ValueError(f"rows do not form a full lr × activity_lr grid ({len(rows)} rows, "
+                             f"{len(lrs)} lrs × {len(alrs)} activity lrs, {len(index)} distinct points)")
+        table = lambda key, f: np.array([[f(index[lr, a].get(key)) for a in alrs] for lr in lrs])  # noqa: E731
+        diverged = table("diverged", flag)
+        died = np.where(diverged, np.nan_to_num(table("diverged_step", num), nan=-1), -1).astype(int)
+        steps = max((int(num(r["steps"])) for r in rows if r.get("steps") not in (None, "")), default=0)
+        return cls(lrs, alrs, table("test_accuracy", num), np.where(diverged, np.inf, table("test_loss", num)),
+                   table("train_loss", num), diverged, steps, died)
+
+    def panel(self, ax, title: str = ""):
+        """Draw the test-loss heatmap (log colour) on ``ax``: ✕ marks diverged points, a red box the best."""
+        heatmap(ax, np.where(self.diverged, np.nan, self.test_loss), self.lrs, self.activity_lrs, title=title,
+                xlabel="activity lr", ylabel="weight lr", cbar_label="test loss", log=True)
+        for i, j in zip(*np.nonzero(self.diverged)):
+            ax.text(j, i, "✕", ha="center", va="center", color="red")
+        i, j = self.best()
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=2))
+        return ax
 
     def rows(self) -> list[dict]:
         return [

@@ -3,7 +3,9 @@ r"""Reproductions of the μPC paper (arXiv 2505.13124, science.md §1).
 * ``mupc-depth``: accuracy versus depth of ReLU residual nets trained for one epoch with
   standard PC (SP), μPC and BP with Depth-μP, on MNIST and Fashion-MNIST.
 * ``mupc-transfer``: (weight lr × activity lr) test-loss heatmaps of μPC at a small and a
-  large (width, depth); reports whether the argmin moves.
+  large (width, depth) with GD inference, T = 8; reports whether the argmin moves.
+* ``mupc-transfer-reach``: the same grids with heavy-ball inference, T = 128, which reaches
+  every layer of the depth-64 net at init.
 * ``mupc-reach``: per-layer cosine of PC and BP weight gradients of a deep μPC ResNet at init
   after GD inference of T steps and after one Newton step: how many layers each reaches.
 
@@ -18,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from matplotlib.patches import Rectangle
 
 from ..energy import EnergySpec
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
-from ..report.figures import heatmap, line_plot, panels, save_figure
+from ..report.figures import line_plot, panels, save_figure
 from ..theory.alignment import pc_bp_alignment
 from .config import TrainConfig
 from .lr_grid import train_lr_grid
@@ -80,41 +81,64 @@ def mupc_depth(out: Path, quick: bool) -> dict:
     return {"table": str(out / "accuracy_vs_depth.md"), "wall_seconds_runs": round(sum(r["wall_seconds"] or 0 for r in table), 1)}
 
 
-TRANSFER_FULL = dict(
-    small=(128, 8), large=(128, 64), lrs=(3e-3, 1e-2, 3e-2, 1e-1, 3e-1), activity_lrs=(0.025, 0.05, 0.1, 0.2, 0.4),
-    base=dict(dataset="mnist", epochs=1, batch_size=128, infer_steps=8, act="relu", param="mupc"),
-)
-TRANSFER_QUICK = dict(
-    small=(16, 4), large=(32, 16), lrs=(3e-3, 3e-2, 3e-1), activity_lrs=(0.05, 0.2, 0.8),
-    base=dict(dataset="digits", epochs=4, batch_size=64, infer_steps=8, act="relu", param="mupc"),
-)
+@dataclass(frozen=True)
+class TransferStudy:
+    """A (weight lr × activity lr) grid at a small and a large (width, depth)."""
+
+    small: tuple[int, int]
+    large: tuple[int, int]
+    lrs: tuple[float, ...]
+    activity_lrs: tuple[float, ...]
+    base: dict = field(default_factory=dict)
 
 
-@register("mupc-transfer", "μPC weight-lr × activity-lr heatmaps at small and large (width, depth); does the argmin move?")
+_TRANSFER_LRS = dict(lrs=(3e-3, 1e-2, 3e-2, 1e-1, 3e-1), activity_lrs=(0.025, 0.05, 0.1, 0.2, 0.4))
+_TRANSFER_LRS_QUICK = dict(lrs=(3e-3, 3e-2, 3e-1), activity_lrs=(0.05, 0.2, 0.8))
+_TRANSFER_BASE = dict(dataset="mnist", epochs=1, batch_size=128, act="relu", param="mupc")
+_TRANSFER_BASE_QUICK = dict(dataset="digits", epochs=4, batch_size=64, act="relu", param="mupc")
+# GD with T = 8 reaches only the top 8 layers at depth 64 (``mupc-reach``); heavy-ball GD with
+# T = 128 reaches all 64 at init, so the "reach" variant asks whether the argmin moves when
+# every layer learns. The same T is used at both sizes: T is part of the transferred recipe.
+TRANSFER = {
+    False: TransferStudy((128, 8), (128, 64), **_TRANSFER_LRS, base=dict(_TRANSFER_BASE, infer_steps=8)),
+    True: TransferStudy((16, 4), (32, 16), **_TRANSFER_LRS_QUICK, base=dict(_TRANSFER_BASE_QUICK, infer_steps=8)),
+}
+TRANSFER_REACH = {
+    False: TransferStudy((128, 8), (128, 64), **_TRANSFER_LRS,
+                         base=dict(_TRANSFER_BASE, solver="momentum", infer_steps=128)),
+    True: TransferStudy((16, 4), (32, 16), **_TRANSFER_LRS_QUICK,
+                        base=dict(_TRANSFER_BASE_QUICK, solver="momentum", infer_steps=32)),
+}
+
+
+@register("mupc-transfer", "μPC weight-lr × activity-lr heatmaps at small and large (width, depth), GD inference T=8; does the argmin move?")
 def mupc_transfer(out: Path, quick: bool) -> dict:
-    spec = TRANSFER_QUICK if quick else TRANSFER_FULL
-    fig, axes = panels(2, ncols=2, panel_size=(5.2, 4.2), suptitle="μPC test loss after training (✕ = diverged)")
+    return _transfer(out, TRANSFER[quick])
+
+
+@register("mupc-transfer-reach", "as mupc-transfer, with heavy-ball inference T=128 that reaches every layer at depth 64")
+def mupc_transfer_reach(out: Path, quick: bool) -> dict:
+    return _transfer(out, TRANSFER_REACH[quick])
+
+
+def _transfer(out: Path, spec: TransferStudy) -> dict:
+    base = TrainConfig(**spec.base)
+    inference = f"{base.solver.value if base.solver else 'gd'} inference, T = {base.infer_steps}"
+    fig, axes = panels(2, ncols=2, panel_size=(5.2, 4.2), suptitle=f"μPC test loss after training, {inference} (✕ = diverged)")
     best, rows = {}, []
     for ax, which in zip(axes, ("small", "large")):
-        width, depth = spec[which]
-        cfg = TrainConfig(width=width, depth=depth, **spec["base"])
-        res = train_lr_grid(cfg, spec["lrs"], spec["activity_lrs"], progress=False)
+        width, depth = getattr(spec, which)
+        res = train_lr_grid(base.replace(width=width, depth=depth), spec.lrs, spec.activity_lrs, progress=False)
         rows += [{"setting": which, "width": width, "depth": depth, **r} for r in res.rows()]
         best[which] = res.best()
-        heatmap(ax, np.where(res.diverged, np.nan, res.test_loss), spec["lrs"], spec["activity_lrs"],
-                title=f"width {width}, depth {depth}", xlabel="activity lr", ylabel="weight lr",
-                cbar_label="test loss", log=True)
-        for i, j in zip(*np.nonzero(res.diverged)):
-            ax.text(j, i, "✕", ha="center", va="center", color="red")
-        i, j = best[which]
-        ax.add_patch(Rectangle(
-            (j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=2))
+        res.panel(ax, title=f"width {width}, depth {depth}")
     save_figure(fig, out / "transfer_heatmaps.png")
     atomic_write_csv(out / "transfer_grid.csv", rows)
     (si, sj), (li, lj) = best["small"], best["large"]
     summary = {
-        "argmin_small": {"lr": spec["lrs"][si], "activity_lr": spec["activity_lrs"][sj]},
-        "argmin_large": {"lr": spec["lrs"][li], "activity_lr": spec["activity_lrs"][lj]},
+        "inference": inference,
+        "argmin_small": {"lr": spec.lrs[si], "activity_lr": spec.activity_lrs[sj]},
+        "argmin_large": {"lr": spec.lrs[li], "activity_lr": spec.activity_lrs[lj]},
         "grid_steps_moved": max(abs(si - li), abs(sj - lj)),
         "transfers": max(abs(si - li), abs(sj - lj)) <= 1,
     }

@@ -24,7 +24,8 @@ from ..data import dataset_size
 from ..io import atomic_write_csv, atomic_write_json
 from ..nn.pcn import count_matmul_flops
 from .config import SolverName, TrainConfig
-from .lr_grid import train_lr_grid
+from ..report.figures import panels, save_figure
+from .lr_grid import GridResult, train_lr_grid
 from .runner import RunError, build_model, train
 
 LR_FIELDS = {"lr", "activity_lr"}
@@ -163,6 +164,7 @@ def run_lr_sweep(
     columns; each ``out/runs/NAME`` holds ``config.json`` and ``summary.json``). Being one
     program, the grid is not resumed point by point: a rerun whose points all have summaries
     reuses them, otherwise the whole grid runs again. ``wall_seconds`` is the whole grid's time.
+    Also writes ``lr_grid.png``, the test-loss heatmap (weight lr × activity lr).
     """
     out = Path(out)
     if not grid or not set(grid) <= LR_FIELDS:
@@ -185,6 +187,9 @@ def run_lr_sweep(
             atomic_write_json(summaries[name], {**r, "epochs": c.epochs, "steps": res.steps, "wall_seconds": wall})
     rows = [_row(name, c, json.loads(summaries[name].read_text())) for name, c in points]
     atomic_write_csv(out / "results.csv", rows)
+    fig, (ax,) = panels(1, panel_size=(5.2, 4.2), suptitle="test loss after training (✕ = diverged, box = best)")
+    GridResult.from_rows(rows).panel(ax, title=f"{base.dataset.value}, width {base.width}, depth {base.depth}")
+    save_figure(fig, out / "lr_grid.png")
     return rows
 
 
