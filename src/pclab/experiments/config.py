@@ -15,7 +15,7 @@ from typing import Any
 
 import optax
 
-from ..inference import AbstractSolver, ExactSolver, GradientDescent, NewtonSolver, ODESolver, OptaxSolver
+from ..inference import AbstractSolver, ExactSolver, GradientDescent, NewtonSolver, ODESolver, OptaxSolver, heavy_ball
 from ..learning import Algorithm
 from ..options import Activation, OutputLoss, parse_option
 from ..params import ParamName
@@ -154,7 +154,7 @@ def make_solver(name: SolverName, lr) -> AbstractSolver:
     if name is SolverName.GD:
         return GradientDescent(lr)
     if name is SolverName.MOMENTUM:
-        return OptaxSolver(optax.sgd(lr, momentum=0.9))
+        return heavy_ball(lr)
     if name is SolverName.ADAM:
         return OptaxSolver(optax.adam(lr))
     if name is SolverName.ODE:

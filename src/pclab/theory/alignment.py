@@ -21,10 +21,9 @@ from dataclasses import dataclass
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 
 from ..energy import EnergySpec
-from ..inference import AbstractSolver, ExactSolver, OptaxSolver, infer
+from ..inference import AbstractSolver, ExactSolver, OptaxSolver, heavy_ball, infer
 from ..learning import bp_grad, pc_weight_grad
 from ..nn.pcn import PCN, layer_maps
 from ..options import OutputLoss, Status
@@ -58,10 +57,8 @@ class GradientAlignment:
 
 
 def momentum_solver(lr: float = 0.2, momentum: float = 0.9) -> OptaxSolver:
-    """Heavy-ball GD on the activities, Δz ← momentum·Δz − lr·∇E: converges in ~√κ steps where
-    plain GD needs ~κ (κ the activity Hessian's condition number); stable for
-    lr·λ_max(H_z) < 2(1 + momentum)."""
-    return OptaxSolver(optax.sgd(lr, momentum=momentum))
+    """:func:`pclab.inference.heavy_ball` with this module's default step (0.2)."""
+    return heavy_ball(lr, momentum)
 
 
 def cosine_similarity(a, b) -> jax.Array:
