@@ -62,8 +62,9 @@ def test_exact_solver_matches_dense_solve(kind, param, bias, precision):
 
 @pytest.mark.parametrize(
     "solver",
-    [pclab.GradientDescent(0.3), pclab.OptaxSolver(optax.sgd(0.2, momentum=0.5)), pclab.ODESolver(0.3)],
-    ids=["gd", "optax-momentum", "ode-heun"],
+    [pclab.GradientDescent(0.3), pclab.OptaxSolver(optax.sgd(0.2, momentum=0.5)), pclab.heavy_ball(0.2),
+     pclab.ODESolver(0.3)],
+    ids=["gd", "optax-momentum", "heavy-ball", "ode-heun"],
 )
 def test_iterative_solvers_converge_to_exact(solver):
     with jax.enable_x64(True):
