@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 
 from .. import data as pdata
 from ..energy import EnergySpec
-from ..report.figures import heatmap
 from ..learning import Algorithm, InferenceConfig, apply_grads, batched_means, eval_sums, train_grads
+from ..report.figures import heatmap
 from .config import SolverName, TrainConfig, make_solver
 from .runner import RunData, build_model, build_optimizer, divergence, load_run_data
 

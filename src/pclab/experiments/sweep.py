@@ -23,8 +23,8 @@ from ..bench import matmul_throughput
 from ..data import dataset_size
 from ..io import atomic_write_csv, atomic_write_json
 from ..nn.pcn import count_matmul_flops
-from .config import SolverName, TrainConfig
 from ..report.figures import panels, save_figure
+from .config import SolverName, TrainConfig
 from .lr_grid import GridResult, train_lr_grid
 from .runner import RunError, build_model, train
 
