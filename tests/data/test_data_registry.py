@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from pclab.data import DATASETS, Dataset, DatasetUnavailable, dataset_size, load_dataset, write_idx
+from pclab.data.fashion_mnist import SYSTEM_FASHION_DIR
 
 
 def test_names():
@@ -100,3 +101,24 @@ def test_dataset_type():
         _tiny(y_test=np.array([0, 3]))
     with pytest.raises(ValueError, match="float32"):
         _tiny(x_test=np.zeros((2, 6)))
+
+
+def test_full_size_fashion_mnist_must_match_its_checksum():
+    """A full-size set that is not the published one (here all zeros) is refused by name;
+    subsets are not checksummed (the fake sets above pass)."""
+    from pclab.data import ChecksumMismatch
+    from pclab.data.fashion_mnist import verify_full_set
+
+    full = {"x_train": np.zeros((60_000, 28, 28), np.uint8), "y_train": np.zeros(60_000, np.uint8),
+            "x_test": np.zeros((10_000, 28, 28), np.uint8), "y_test": np.zeros(10_000, np.uint8)}
+    with pytest.raises(ChecksumMismatch, match="Fashion-MNIST train-images.gz: the decoded data's SHA-256"):
+        verify_full_set(full, {"x_train": "train-images.gz"})
+    verify_full_set({k: v[:100] for k, v in full.items()})  # a subset: not checked
+
+
+@pytest.mark.skipif(not SYSTEM_FASHION_DIR.is_dir(), reason="the dataset-fashion-mnist package is not installed")
+def test_installed_fashion_mnist_matches_its_checksum():
+    from pclab.data.fashion_mnist import read_fashion_mnist_dir
+
+    arrays = read_fashion_mnist_dir(SYSTEM_FASHION_DIR)  # raises ChecksumMismatch on a mismatch
+    assert arrays["x_train"].shape == (60_000, 28, 28)

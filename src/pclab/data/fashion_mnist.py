@@ -9,19 +9,22 @@ Where the files are looked for, first match wins:
 
 Each of ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``
 and ``t10k-labels-idx1-ubyte`` may be present raw or with a ``.gz`` suffix. The files are
-parsed by `pclab.data.idx.read_idx` (which checks magic numbers, sizes and lengths) and the
-uint8 arrays are cached by `pclab.data.cache`.
+parsed by `pclab.data.idx.read_idx` (which checks magic numbers, sizes and lengths). A
+full-size set (60,000 + 10,000 images) must then match `FASHION_SHA256`, the SHA-256 of the
+published set's decoded arrays; smaller sets (subsets, test fixtures) are not checksummed.
+The uint8 arrays are cached by `pclab.data.cache`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
 from pclab.data.cache import cached_arrays
-from pclab.data.errors import DatasetUnavailable
+from pclab.data.errors import ChecksumMismatch, DatasetUnavailable
 from pclab.data.idx import read_idx
 
 ENV_FASHION_DIR = "PCLAB_FASHION_MNIST_DIR"
@@ -33,6 +36,16 @@ FASHION_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
+# SHA-256 of the decoded uint8 arrays (``arr.tobytes()``) of the full set. The decoded bytes,
+# unlike the .gz containers, are the same in every distribution; pinned from the Debian
+# package, whose pixel statistics match the published ones (``python -m pclab.data.sanity``).
+FASHION_SHA256 = {
+    "x_train": "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012",
+    "y_train": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
+    "x_test": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
+    "y_test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
+}
+FASHION_FULL_SIZE = {"train": 60_000, "test": 10_000}
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -83,7 +96,26 @@ def read_fashion_mnist_dir(folder: str | os.PathLike[str]) -> dict[str, np.ndarr
             raise ValueError(f"{files[f'y_{split}']}: expected uint8 ({x.shape[0]},), got {y.dtype} {y.shape}")
         if y.size and y.max() > 9:
             raise ValueError(f"{files[f'y_{split}']}: labels must be in [0, 10), got max {y.max()}")
+    verify_full_set(arrays, {k: str(f) for k, f in files.items()})
     return arrays
+
+
+def verify_full_set(arrays: dict[str, np.ndarray], names: dict[str, str] | None = None) -> None:
+    """Raise `ChecksumMismatch` if ``arrays`` has the full set's sizes but differs from it.
+
+    ``arrays``: ``x_train (60000, 28, 28)``, ``y_train (60000,)``, ``x_test``, ``y_test``
+    (uint8); ``names`` label each array in the message (default: its key).
+    """
+    if {s: arrays[f"y_{s}"].shape[0] for s in FASHION_FULL_SIZE} != FASHION_FULL_SIZE:
+        return
+    for key, expected in FASHION_SHA256.items():
+        actual = hashlib.sha256(np.ascontiguousarray(arrays[key]).tobytes()).hexdigest()
+        if actual != expected:
+            raise ChecksumMismatch(
+                f"Fashion-MNIST {(names or {}).get(key, key)}: the decoded data's SHA-256 {actual} does not "
+                f"match the published set's {expected}; the file is corrupt or not Fashion-MNIST. "
+                f"Reinstall it with `{APT_COMMAND} --reinstall`."
+            )
 
 
 def load_fashion_mnist_arrays(
