@@ -154,6 +154,7 @@ def cmd_bench(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from .experiments.registry import get_reproduction, reproductions
+    from .experiments.sweep import check_budget
 
     if args.list or not args.name:
         for name, r in reproductions().items():
@@ -161,6 +162,8 @@ def cmd_reproduce(args) -> int:
         return 0
     rep = get_reproduction(args.name)
     out = Path(args.out or f"runs/reproduce-{args.name}")
+    if rep.pending is not None:
+        check_budget(rep.pending(out, args.quick), 60 * args.budget_min, args.yes, what=f"pclab reproduce {args.name}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     summary = rep.run(out, args.quick)
@@ -215,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="DIR")
     r.add_argument("--quick", action="store_true", help="a small version (minutes on 2 CPU cores)")
     r.add_argument("--list", action="store_true")
+    r.add_argument("--budget-min", type=float, default=60.0,
+                   help="ask for --yes when the training runs are estimated to take longer (minutes)")
+    r.add_argument("--yes", action="store_true", help="run even if over the budget")
     r.set_defaults(func=cmd_reproduce)
     return parser
 

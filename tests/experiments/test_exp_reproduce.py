@@ -55,3 +55,12 @@ def test_mupc_reach_quick(tmp_path, capsys):
     assert float(table[0.01, "Newton, 1 step"]["cosine"]) > 0.99
     rows = list(csv.DictReader(open(tmp_path / "reach_by_layer.csv")))
     assert len(rows) == 2 * 5 * depth and (tmp_path / "reach.png").stat().st_size > 10_000
+
+
+def test_reproduction_over_budget_asks_for_yes(tmp_path, capsys):
+    """The full heavy-ball transfer grids take hours on a CPU: refused up front, one line, exit 2."""
+    assert main(["reproduce", "mupc-transfer-reach", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pclab reproduce mupc-transfer-reach (50 training runs) would take about")
+    assert err.endswith("pass --yes to run it anyway") and "\n" not in err
+    assert not any(tmp_path.iterdir())  # nothing was trained or written

@@ -29,7 +29,7 @@ from .config import TrainConfig
 from .lr_grid import train_lr_grid
 from .registry import register
 from .runner import build_model, load_run_data
-from .sweep import run_sweep
+from .sweep import pending_points, run_sweep
 
 # Per-variant settings. μPC with GD inference (T = 8 steps, which update only the top 8
 # layers: ``mupc-reach``; jpc's μPC notebook runs T = depth) uses the (lr, activity
@@ -58,13 +58,22 @@ DEPTH_QUICK = DepthStudy(("digits",), (4, 12),
                          dict(width=32, epochs=5, batch_size=64, infer_steps=8, act="relu", evals_per_epoch=1))
 
 
-@register("mupc-depth", "test accuracy vs depth (8-128): SP PC, μPC, BP with Depth-μP; MNIST + Fashion-MNIST")
-def mupc_depth(out: Path, quick: bool) -> dict:
-    study = DEPTH_QUICK if quick else DEPTH_FULL
-    points = [
+def _depth_points(study: DepthStudy) -> list[tuple[str, TrainConfig]]:
+    return [
         (f"{ds}_{_slug(v)}_depth{d}", TrainConfig(dataset=ds, depth=d, **{**study.base, **VARIANTS[v]}))
         for ds in study.datasets for v in VARIANTS for d in study.depths
     ]
+
+
+def _depth_pending(out: Path, quick: bool) -> list[TrainConfig]:
+    return [c for _, c in pending_points(_depth_points(DEPTH_QUICK if quick else DEPTH_FULL), out)]
+
+
+@register("mupc-depth", "test accuracy vs depth (8-128): SP PC, μPC, BP with Depth-μP; MNIST + Fashion-MNIST",
+          pending=_depth_pending)
+def mupc_depth(out: Path, quick: bool) -> dict:
+    study = DEPTH_QUICK if quick else DEPTH_FULL
+    points = _depth_points(study)
     rows = run_sweep(points, out, jobs=1 if not quick else 2, yes=True, log=lambda *_: None)
     table = [{"dataset": ds, "variant": v, "depth": d, "test_accuracy": r["test_accuracy"], "diverged": r["diverged"],
               "error": r.get("error") or "", "wall_seconds": r.get("wall_seconds")}
@@ -111,12 +120,21 @@ TRANSFER_REACH = {
 }
 
 
-@register("mupc-transfer", "μPC weight-lr × activity-lr heatmaps at small and large (width, depth), GD inference T=8; does the argmin move?")
+def _transfer_configs(spec: TransferStudy) -> list[TrainConfig]:
+    """Every grid point of both settings (a vmapped grid costs about one run per point)."""
+    base = TrainConfig(**spec.base)
+    return [base.replace(width=w, depth=d, lr=lr, activity_lr=alr)
+            for w, d in (spec.small, spec.large) for lr in spec.lrs for alr in spec.activity_lrs]
+
+
+@register("mupc-transfer", "μPC weight-lr × activity-lr heatmaps at small and large (width, depth), GD inference T=8; does the argmin move?",
+          pending=lambda out, quick: _transfer_configs(TRANSFER[quick]))
 def mupc_transfer(out: Path, quick: bool) -> dict:
     return _transfer(out, TRANSFER[quick])
 
 
-@register("mupc-transfer-reach", "as mupc-transfer, with heavy-ball inference T=128 that reaches every layer at depth 64")
+@register("mupc-transfer-reach", "as mupc-transfer, with heavy-ball inference T=128 that reaches every layer at depth 64",
+          pending=lambda out, quick: _transfer_configs(TRANSFER_REACH[quick]))
 def mupc_transfer_reach(out: Path, quick: bool) -> dict:
     return _transfer(out, TRANSFER_REACH[quick])
 

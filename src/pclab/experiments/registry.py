@@ -2,6 +2,8 @@
 
 Each reproduction is a function ``run(out: Path, quick: bool) -> dict`` that only calls the
 library, writes its figures (PNG) and tables (CSV) under ``out`` and returns a small summary.
+One that trains networks also registers ``pending(out, quick) -> list[TrainConfig]``, the
+training runs it still has to do, so that ``pclab reproduce`` can check its time budget.
 Modules register theirs with :func:`register`; :data:`MODULES` lists the modules imported on
 demand so that the registry is complete without importing everything at start-up.
 """
@@ -24,16 +26,18 @@ class Reproduction:
     name: str
     description: str
     run: Callable[[Path, bool], dict]
+    pending: Callable[[Path, bool], list] | None = None  # the training runs still to do
 
 
 _REGISTRY: dict[str, Reproduction] = {}
 
 
-def register(name: str, description: str):
-    """Decorator: register ``fn(out, quick) -> dict`` as ``pclab reproduce name``."""
+def register(name: str, description: str, pending: Callable[[Path, bool], list] | None = None):
+    """Decorator: register ``fn(out, quick) -> dict`` as ``pclab reproduce name``; ``pending``
+    lists the training runs (``TrainConfig``) it still has to do, for the budget check."""
 
     def deco(fn):
-        _REGISTRY[name] = Reproduction(name, description, fn)
+        _REGISTRY[name] = Reproduction(name, description, fn, pending)
         return fn
 
     return deco

@@ -74,14 +74,19 @@ def estimate_seconds(configs: Iterable[TrainConfig], gflops: float | None = None
     return total
 
 
-def _check_budget(todo: list[TrainConfig], budget_s: float, yes: bool) -> None:
+def check_budget(todo: list[TrainConfig], budget_s: float, yes: bool, what: str = "this sweep") -> None:
     """Raise :class:`BudgetExceeded` if ``todo`` is estimated to take longer than ``budget_s``."""
     if yes or not todo:  # the estimate runs JAX: skip it when the answer is already yes
         return
     est = estimate_seconds(todo)
     if est > budget_s:
-        raise BudgetExceeded(f"this sweep of {len(todo)} runs would take about {est / 60:.0f} min on this machine, "
-                             f"over the budget of {budget_s / 60:.0f} min; pass --yes to run it anyway")
+        raise BudgetExceeded(f"{what} ({len(todo)} training runs) would take about {est / 60:.0f} min on this "
+                             f"machine, over the budget of {budget_s / 60:.0f} min; pass --yes to run it anyway")
+
+
+def pending_points(points: list[tuple[str, TrainConfig]], out: str | Path) -> list[tuple[str, TrainConfig]]:
+    """The points of a :func:`run_sweep` into ``out`` that have no ``summary.json`` yet."""
+    return [(name, c) for name, c in points if not (Path(out) / "runs" / name / "summary.json").exists()]
 
 
 def _check_same_config(run_dir: Path, config: TrainConfig) -> None:
@@ -127,8 +132,8 @@ def run_sweep(
         raise ValueError(f"jobs={jobs!r} is not valid; expected an integer >= 1")
     for name, c in points:
         _check_same_config(out / "runs" / name, c)
-    todo = [c for name, c in points if not (out / "runs" / name / "summary.json").exists()]
-    _check_budget(todo, budget_s, yes)
+    todo = [c for _, c in pending_points(points, out)]
+    check_budget(todo, budget_s, yes)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -176,7 +181,7 @@ def run_lr_sweep(
         _check_same_config(out / "runs" / name, c)
     summaries = {name: out / "runs" / name / "summary.json" for name, _ in points}
     if not all(f.exists() for f in summaries.values()):
-        _check_budget([c for _, c in points], budget_s, yes)  # one vmapped program ≈ one run per point
+        check_budget([c for _, c in points], budget_s, yes)  # one vmapped program ≈ one run per point
         start = time.perf_counter()
         res = train_lr_grid(base, grid.get("lr", [base.lr]), grid.get("activity_lr"), progress=progress)
         wall = time.perf_counter() - start
