@@ -120,12 +120,12 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 
 
 def cmd_sweep(args) -> int:
-    from .experiments.sweep import LR_FIELDS, grid_points, run_lr_sweep, run_sweep
+    from .experiments.sweep import VMAP_FIELDS, grid_points, run_lr_sweep, run_sweep
 
     grid = parse_grid(args.set)
     base = resolve_config(args)
     out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
-    if set(grid) <= LR_FIELDS and not args.no_vectorise:
+    if set(grid) <= VMAP_FIELDS and not args.no_vectorise:
         rows = run_lr_sweep(base, grid, out, budget_s=60 * args.budget_min, yes=args.yes,
                             progress=None if not args.quiet else False)
     else:
@@ -201,14 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("sweep", help="train a grid of configurations into one folder with results.csv")
     w.add_argument("--set", action="append", default=[], metavar="FIELD=V1,V2",
-                   help="a grid axis (repeatable); an lr/activity-lr-only grid runs as one vmapped program")
+                   help="a grid axis (repeatable); a grid over lr, activity_lr and seed only runs as one vmapped program")
     w.add_argument("--config", metavar="FILE", help="TOML file for the base configuration")
     w.add_argument("--preset", choices=presets(), help="a named base configuration")
     w.add_argument("--out", metavar="DIR", help="sweep folder (default runs/sweep-TIMESTAMP); rerun to resume")
     w.add_argument("--jobs", type=int, default=1, help="runs in parallel (process per point)")
     w.add_argument("--budget-min", type=float, default=30.0, help="ask for --yes above this estimated time (minutes)")
     w.add_argument("--yes", action="store_true", help="run even if over the budget")
-    w.add_argument("--no-vectorise", action="store_true", help="run lr grids one process per point")
+    w.add_argument("--no-vectorise", action="store_true", help="run lr/seed grids one process per point")
     w.add_argument("--quiet", action="store_true")
     _add_train_flags(w)
     w.set_defaults(func=cmd_sweep)

@@ -15,15 +15,16 @@ def test_reproduce_list_names_all(capsys):
         assert name in out
 
 
-@pytest.mark.parametrize("name, inference", [("mupc-transfer", "gd inference, T = 8"),
-                                             ("mupc-transfer-reach", "momentum inference, T = 32")])
-def test_mupc_transfer_quick(tmp_path, capsys, name, inference):
+@pytest.mark.parametrize("name, inference, seeds", [("mupc-transfer", "gd inference, T = 8", [0]),
+                                                    ("mupc-transfer-reach", "momentum inference, T = 32", [0, 1])])
+def test_mupc_transfer_quick(tmp_path, capsys, name, inference, seeds):
     assert main(["reproduce", name, "--quick", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "transfer_summary.json").read_text())
     assert summary["grid_steps_moved"] >= 0 and isinstance(summary["transfers"], bool)
-    assert summary["inference"] == inference
+    assert summary["inference"] == inference and summary["seeds"] == seeds
+    assert len(summary["grid_steps_moved_by_seed"]) == len(seeds)
     rows = list(csv.DictReader(open(tmp_path / "transfer_grid.csv")))
-    assert len(rows) == 2 * 9
+    assert len(rows) == 2 * 9 * len(seeds) and {int(r["seed"]) for r in rows} == set(seeds)
     assert (tmp_path / "transfer_heatmaps.png").stat().st_size > 10_000
     # the best point of each setting learned something real on digits (chance = 10%)
     best = max(float(r["test_accuracy"] or 0) for r in rows if r["setting"] == "small")
@@ -61,6 +62,6 @@ def test_reproduction_over_budget_asks_for_yes(tmp_path, capsys):
     """The full heavy-ball transfer grids take hours on a CPU: refused up front, one line, exit 2."""
     assert main(["reproduce", "mupc-transfer-reach", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("pclab reproduce mupc-transfer-reach (50 training runs) would take about")
+    assert err.startswith("pclab reproduce mupc-transfer-reach (150 training runs) would take about")
     assert err.endswith("pass --yes to run it anyway") and "\n" not in err
     assert not any(tmp_path.iterdir())  # nothing was trained or written

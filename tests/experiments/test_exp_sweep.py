@@ -8,7 +8,7 @@ import pytest
 
 from pclab.cli import main
 from pclab.experiments.config import TrainConfig
-from pclab.experiments.lr_grid import GridResult, train_lr_grid
+from pclab.experiments.lr_grid import GridResult, mean_over_seeds, train_lr_grid, train_lr_grids
 from pclab.experiments.runner import RunError, train
 from pclab.experiments.sweep import BudgetExceeded, estimate_seconds, grid_points, run_lr_sweep, run_sweep
 
@@ -36,6 +36,28 @@ def test_grid_freezes_diverged_points():
     assert grid.rows()[0]["diverged_step"] is None
     assert np.isfinite(grid.test_loss[0, 0]) and grid.test_loss[0, 1] == np.inf
     assert grid.best() == (0, 0)
+
+
+def test_seed_axis_matches_separate_runs_and_averages(tmp_path):
+    """Each seed of one vmapped program has that seed's init and batch order (it ends where a
+    separate run with the seed ends); the sweep's heatmap uses the mean over seeds."""
+    base = BASE.replace(epochs=1)
+    grids = train_lr_grids(base, [3e-2], [0.2, 50.0], seeds=[0, 3], progress=False)
+    for seed, grid in zip([0, 3], grids):
+        s = train(base.replace(seed=seed, lr=3e-2, activity_lr=0.2), tmp_path / f"s{seed}", progress=False)
+        assert s["test_loss"] == pytest.approx(grid.test_loss[0, 0], rel=1e-3)
+        assert grid.diverged.tolist() == [[False, True]]
+    assert abs(grids[0].test_loss[0, 0] - grids[1].test_loss[0, 0]) > 1e-3  # the seeds really differ
+    mean = mean_over_seeds(grids)
+    assert mean.test_loss[0, 0] == pytest.approx((grids[0].test_loss[0, 0] + grids[1].test_loss[0, 0]) / 2)
+    assert mean.diverged.tolist() == [[False, True]] and mean.test_loss[0, 1] == np.inf
+    assert mean.diverged_step[0, 1] == min(g.diverged_step[0, 1] for g in grids) and mean.diverged_step[0, 0] == -1
+    rows = run_lr_sweep(base, {"lr": [3e-2], "seed": [0, 3]}, tmp_path / "sw", yes=True, progress=False)
+    assert [r["name"] for r in rows] == ["lr=0.03_seed=0", "lr=0.03_seed=3"]
+    assert rows[1]["test_loss"] == pytest.approx(grids[1].test_loss[0, 0], rel=1e-3)
+    assert (tmp_path / "sw" / "lr_grid.png").is_file()
+    with pytest.raises(ValueError, match="seeds=.*distinct integers"):
+        train_lr_grids(base, [3e-2], seeds=[1, 1])
 
 
 def test_grid_result_round_trips_through_rows_and_csv(tmp_path):

@@ -88,15 +88,31 @@ class GridResult:
         ]
 
 
-def _stack(tree, g: int):
-    return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (g, *a.shape)) if eqx.is_array(a) else a, tree)
+def mean_over_seeds(grids: Sequence[GridResult]) -> GridResult:
+    """One grid from the same grid at several seeds: mean test/train loss and accuracy; a point
+    counts as diverged if it diverged at any seed (its earliest step is kept)."""
+    if not grids or any((g.lrs, g.activity_lrs) != (grids[0].lrs, grids[0].activity_lrs) for g in grids):
+        raise ValueError("grids: expected a non-empty list of grids over the same rates")
+    diverged = np.any([g.diverged for g in grids], axis=0)
+    steps = np.array([np.where(g.diverged, g.diverged_step, np.iinfo(np.int64).max) for g in grids]).min(axis=0)
+    with warnings.catch_warnings():  # NaN accuracy of diverged seeds
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return GridResult(
+            grids[0].lrs, grids[0].activity_lrs,
+            np.where(diverged, np.nan, np.mean([g.test_accuracy for g in grids], axis=0)),
+            np.where(diverged, np.inf, np.mean([g.test_loss for g in grids], axis=0)),
+            np.where(diverged, np.nan, np.mean([g.train_loss for g in grids], axis=0)),
+            diverged, grids[0].steps, np.where(diverged, steps, -1),
+        )
 
 
 def _grid_step(config: TrainConfig, spec: EnergySpec, model0):
-    """The vmapped step: (models, states, lrs, activity_lrs, alive, x, y) → (models, states, info)."""
+    """The vmapped step: (models, states, lrs, activity_lrs, alive, seed index, x, y) → (models, states, info).
+    ``x``, ``y`` hold one batch per seed, (S, B, ·); each model trains on its seed's batch."""
     algo, solver = config.algo, config.solver or SolverName.GD
 
-    def one(model, state, lr, alr, alive, x, y):
+    def one(model, state, lr, alr, alive, seed_index, xs, ys):
+        x, y = xs[seed_index], ys[seed_index]
         inference = InferenceConfig(make_solver(solver, alr), config.infer_steps, rtol=config.infer_rtol)
         grads, info = train_grads(model, x, y, algo, spec, inference)
         grads = jax.tree_util.tree_map(lambda g: jnp.where(alive, g, 0.0), grads)
@@ -105,7 +121,7 @@ def _grid_step(config: TrainConfig, spec: EnergySpec, model0):
         return (eqx.combine(jax.tree_util.tree_map(keep, eqx.filter(new_model, eqx.is_array), eqx.filter(model, eqx.is_array)), model),
                 jax.tree_util.tree_map(keep, new_state, state), info)
 
-    return eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, 0, 0, 0, None, None)))
+    return eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, 0, 0, 0, 0, None, None)))
 
 
 _grid_eval = eqx.filter_jit(eqx.filter_vmap(eval_sums, in_axes=(0, None, None, None)))
@@ -123,18 +139,42 @@ def train_lr_grid(
 
     ``activity_lrs`` is ignored for BP (one column). ``data`` may pass preloaded arrays.
     """
+    return train_lr_grids(config, lrs, activity_lrs, data=data, progress=progress)[0]
+
+
+def train_lr_grids(
+    config: TrainConfig,
+    lrs: Sequence[float],
+    activity_lrs: Sequence[float] | None = None,
+    *,
+    seeds: Sequence[int] | None = None,
+    data: RunData | None = None,
+    progress: bool | None = None,
+) -> list[GridResult]:
+    """:func:`train_lr_grid` at each of ``seeds`` (default: ``config.seed``), all in one program.
+
+    Seed s sets both the init and the batch order, as in a single run with ``seed=s``, so each
+    returned grid (one per seed, in order) matches separate runs. Cost: one model per
+    (seed, lr, activity lr).
+    """
     if not lrs or any(not v > 0 for v in lrs):
         raise ValueError(f"lrs={list(lrs)!r} is not valid; expected a non-empty list of numbers > 0")
     alrs = [config.activity_lr] if config.algo is Algorithm.BP or not activity_lrs else list(activity_lrs)
     if any(not v > 0 for v in alrs):
         raise ValueError(f"activity_lrs={alrs!r} is not valid; expected numbers > 0")
+    seeds = [config.seed] if seeds is None else list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
+        raise ValueError(f"seeds={seeds!r} is not valid; expected a non-empty list of distinct integers")
     data = load_run_data(config) if data is None else data
-    pairs = list(itertools.product(lrs, alrs))
-    g = len(pairs)
-    model0 = build_model(config, data.d_in, data.n_classes)
-    lr_arr = jnp.asarray([p[0] for p in pairs], jnp.float32)
-    alr_arr = jnp.asarray([p[1] for p in pairs], jnp.float32)
-    models = _stack(model0, g)
+    triples = list(itertools.product(range(len(seeds)), lrs, alrs))
+    g = len(triples)
+    inits = [build_model(config.replace(seed=s), data.d_in, data.n_classes) for s in seeds]
+    model0 = inits[0]
+    seed_of = jnp.asarray([t[0] for t in triples], jnp.int32)
+    models = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves)[seed_of] if eqx.is_array(leaves[0]) else leaves[0],
+                                    *inits)
+    lr_arr = jnp.asarray([t[1] for t in triples], jnp.float32)
+    alr_arr = jnp.asarray([t[2] for t in triples], jnp.float32)
     states = eqx.filter_vmap(lambda m, lr: build_optimizer(config, model0, lr).init(eqx.filter(m, eqx.is_array)))(models, lr_arr)
     spec = EnergySpec(config.loss, config.precision)
     step = _grid_step(config, spec, model0)
@@ -145,13 +185,16 @@ def train_lr_grid(
     n_batches = pdata.num_batches(data.x_train.shape[0], config.batch_size)
     tail = max(1, n_batches // 10)  # train loss: mean over the last 10% of steps
     losses = np.zeros((config.epochs * n_batches, g))
-    key = jax.random.PRNGKey(config.seed)
+    keys = [jax.random.PRNGKey(s) for s in seeds]
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=config.epochs * n_batches, disable=not show, unit="step", desc=f"grid of {g}")
     t = 0
     for epoch in range(config.epochs):
-        for xb, yb in pdata.batches(data.x_train, data.y_train, config.batch_size, key=jax.random.fold_in(key, epoch)):
-            models, states, info = step(models, states, lr_arr, alr_arr, jnp.asarray(alive), xb, yb)
+        orders = [pdata.batches(data.x_train, data.y_train, config.batch_size, key=jax.random.fold_in(k, epoch))
+                  for k in keys]
+        for per_seed in zip(*orders):
+            xs, ys = jnp.stack([b[0] for b in per_seed]), jnp.stack([b[1] for b in per_seed])
+            models, states, info = step(models, states, lr_arr, alr_arr, jnp.asarray(alive), seed_of, xs, ys)
             loss = np.asarray(info.loss)
             first_loss = loss if first_loss is None else first_loss
             alive &= divergence(config, loss, info.status, info.energy, first_loss) == ""
@@ -163,15 +206,12 @@ def train_lr_grid(
     bar.close()
     mean_loss, accuracy = batched_means(lambda xb, yb: _grid_eval(models, xb, yb, spec.loss),
                                         data.x_test, data.y_test, 1000)
-    shape = (len(lrs), len(alrs))
+    shape = (len(seeds), len(lrs), len(alrs))
     dead = ~alive
-    test_loss = np.where(dead, np.inf, mean_loss)
     with warnings.catch_warnings():  # all-NaN columns of diverged points
         warnings.simplefilter("ignore", RuntimeWarning)
         train_loss = np.nanmean(losses[-tail:], axis=0) if t else np.full(g, math.nan)
-    return GridResult(
-        tuple(float(v) for v in lrs), tuple(float(v) for v in alrs),
-        np.where(dead, np.nan, accuracy).reshape(shape), test_loss.reshape(shape),
-        train_loss.reshape(shape),
-        dead.reshape(shape), t, died_at.reshape(shape),
-    )
+    arrays = [np.where(dead, np.nan, accuracy), np.where(dead, np.inf, mean_loss), train_loss, dead, died_at]
+    arrays = [np.asarray(a).reshape(shape) for a in arrays]
+    return [GridResult(tuple(float(v) for v in lrs), tuple(float(v) for v in alrs),
+                       *(a[k] for a in arrays[:4]), t, arrays[4][k]) for k in range(len(seeds))]

@@ -1,7 +1,7 @@
 """Sweeps: many training runs into one folder with a ``results.csv``.
 
-* A grid over ``lr`` and/or ``activity_lr`` only runs as **one compiled program**
-  (:func:`pclab.experiments.lr_grid.train_lr_grid`).
+* A grid over ``lr``, ``activity_lr`` and/or ``seed`` only runs as **one compiled program**
+  (:func:`pclab.experiments.lr_grid.train_lr_grids`).
 * Any other grid runs one process per point, ``jobs`` at a time. Each point is a normal run
   folder ``runs/NAME``; a point with a ``summary.json`` is skipped and a point interrupted
   mid-run is resumed, so a sweep is resumable by running it again.
@@ -25,10 +25,10 @@ from ..io import atomic_write_csv, atomic_write_json
 from ..nn.pcn import count_matmul_flops
 from ..report.figures import panels, save_figure
 from .config import SolverName, TrainConfig
-from .lr_grid import GridResult, train_lr_grid
+from .lr_grid import GridResult, mean_over_seeds, train_lr_grids
 from .runner import RunError, build_model, train
 
-LR_FIELDS = {"lr", "activity_lr"}
+VMAP_FIELDS = {"lr", "activity_lr", "seed"}  # grids over these run as one vmapped program
 
 
 class BudgetExceeded(Exception):
@@ -163,17 +163,18 @@ def run_lr_sweep(
     yes: bool = False,
     progress: bool | None = None,
 ) -> list[dict]:
-    """A grid over ``lr`` and/or ``activity_lr`` as one compiled program.
+    """A grid over ``lr``, ``activity_lr`` and/or ``seed`` as one compiled program.
 
     Points are named, checked and recorded as in :func:`run_sweep` (same ``results.csv``
     columns; each ``out/runs/NAME`` holds ``config.json`` and ``summary.json``). Being one
     program, the grid is not resumed point by point: a rerun whose points all have summaries
     reuses them, otherwise the whole grid runs again. ``wall_seconds`` is the whole grid's time.
-    Also writes ``lr_grid.png``, the test-loss heatmap (weight lr × activity lr).
+    Also writes ``lr_grid.png``, the test-loss heatmap (weight lr × activity lr; the mean over
+    seeds when there is a seed axis).
     """
     out = Path(out)
-    if not grid or not set(grid) <= LR_FIELDS:
-        raise ValueError(f"grid={sorted(grid)!r} is not valid; expected axes among {sorted(LR_FIELDS)}")
+    if not grid or not set(grid) <= VMAP_FIELDS:
+        raise ValueError(f"grid={sorted(grid)!r} is not valid; expected axes among {sorted(VMAP_FIELDS)}")
     if "activity_lr" in grid and base.algo.value == "bp":
         raise ValueError("--set activity_lr: algo='bp' runs no inference, so an activity-lr axis has no effect; drop it")
     points = grid_points(base, grid)
@@ -183,17 +184,21 @@ def run_lr_sweep(
     if not all(f.exists() for f in summaries.values()):
         check_budget([c for _, c in points], budget_s, yes)  # one vmapped program ≈ one run per point
         start = time.perf_counter()
-        res = train_lr_grid(base, grid.get("lr", [base.lr]), grid.get("activity_lr"), progress=progress)
+        seeds = grid.get("seed", [base.seed])
+        grids = train_lr_grids(base, grid.get("lr", [base.lr]), grid.get("activity_lr"), seeds=seeds, progress=progress)
         wall = time.perf_counter() - start
-        by_rates = {(r["lr"], r["activity_lr"]): r for r in res.rows()}
+        by_point = {(seed, r["lr"], r["activity_lr"]): (r, res.steps) for seed, res in zip(seeds, grids) for r in res.rows()}
         for name, c in points:
-            r = by_rates[(c.lr, c.activity_lr)]
+            r, steps = by_point[(c.seed, c.lr, c.activity_lr)]
             atomic_write_json(out / "runs" / name / "config.json", c.to_dict())
-            atomic_write_json(summaries[name], {**r, "epochs": c.epochs, "steps": res.steps, "wall_seconds": wall})
+            atomic_write_json(summaries[name], {**r, "epochs": c.epochs, "steps": steps, "wall_seconds": wall})
     rows = [_row(name, c, json.loads(summaries[name].read_text())) for name, c in points]
     atomic_write_csv(out / "results.csv", rows)
+    seeds = sorted({r["seed"] for r in rows})
+    mean = mean_over_seeds([GridResult.from_rows([r for r in rows if r["seed"] == s]) for s in seeds])
     fig, (ax,) = panels(1, panel_size=(5.2, 4.2), suptitle="test loss after training (✕ = diverged, box = best)")
-    GridResult.from_rows(rows).panel(ax, title=f"{base.dataset.value}, width {base.width}, depth {base.depth}")
+    mean.panel(ax, title=f"{base.dataset.value}, width {base.width}, depth {base.depth}"
+               + (f", mean of {len(seeds)} seeds" if len(seeds) > 1 else ""))
     save_figure(fig, out / "lr_grid.png")
     return rows
 
