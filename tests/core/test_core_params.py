@@ -74,16 +74,22 @@ def test_lr_scales():
     assert pclab.get_param("sp").lr_scales(128, 16, True) == pclab.Multipliers(1.0, 1.0, 1.0)
 
 
-def _hidden_change(width: int, depth: int, scaled: bool, eta: float = 1e-4) -> float:
+def _hidden_changes(width: int, depth: int, eta: float = 1e-4) -> tuple[float, float]:
     """RMS change per unit η of the last hidden activity after one Adam-like step
-    W_hidden ← W_hidden − η·s·sign(∇L) (Adam's first step is η·sign(g))."""
+    W_hidden ← W_hidden − η·s·sign(∇L) (Adam's first step is η·sign(g)), with s = the
+    Depth-μP factor and with s = 1."""
     k = jax.random.split(jax.random.PRNGKey(0), 3)
     m = pclab.resnet(k[0], 16, width, depth, 4, act="relu", param="mupc", dtype=jnp.float64)
     x, y = jax.random.normal(k[1], (32, 16), jnp.float64), jax.random.normal(k[2], (32, 4), jnp.float64)
-    g = jax.grad(lambda m: jnp.mean(jnp.sum((m(x) - y) ** 2, -1)))(m)
-    s = pclab.get_param("mupc").lr_scales(width, depth, skips=True).hidden if scaled else 1.0
-    stepped = eqx.tree_at(lambda m: m.w_hidden, m, m.w_hidden - eta * s * jnp.sign(g.w_hidden))
-    return float(jnp.sqrt(jnp.mean((stepped.activities(x)[-1] - m.activities(x)[-1]) ** 2)) / eta)
+    direction = jnp.sign(eqx.filter_jit(eqx.filter_grad(lambda m: jnp.mean(jnp.sum((m(x) - y) ** 2, -1))))(m).w_hidden)
+    last = eqx.filter_jit(lambda m: m.activities(x)[-1])
+    h = last(m)
+
+    def change(s):
+        stepped = eqx.tree_at(lambda m: m.w_hidden, m, m.w_hidden - eta * s * direction)
+        return float(jnp.sqrt(jnp.mean((last(stepped) - h) ** 2)) / eta)
+
+    return change(pclab.get_param("mupc").lr_scales(width, depth, skips=True).hidden), change(1.0)
 
 
 def test_depth_mup_lr_scales_make_the_feature_update_width_and_depth_free():
@@ -91,9 +97,7 @@ def test_depth_mup_lr_scales_make_the_feature_update_width_and_depth_free():
     whatever N and L; unscaled, the move grows like √(N·L) (float64, linear regime η = 1e-4).
     Measured: scaled 0.23–0.32 over N ∈ {64, 256} × L ∈ {8, 32}; unscaled 5.6 → 27."""
     with jax.enable_x64(True):
-        sizes = [(64, 8), (256, 8), (64, 32), (256, 32)]
-        scaled = [_hidden_change(n, d, True) for n, d in sizes]
-        unscaled = [_hidden_change(n, d, False) for n, d in sizes]
+        scaled, unscaled = zip(*(_hidden_changes(n, d) for n, d in [(64, 8), (256, 8), (64, 32), (256, 32)]))
     assert max(scaled) / min(scaled) < 2.0
     assert unscaled[-1] / unscaled[0] > 0.6 * math.sqrt(256 * 32 / (64 * 8))  # √(NL) grows 4×
     assert unscaled[1] / unscaled[0] > 1.5 and unscaled[2] / unscaled[0] > 1.5  # in width and in depth
