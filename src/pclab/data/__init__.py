@@ -28,7 +28,6 @@ from pclab.data.safe_pickle import safe_loads
 from pclab.data.synthetic import gaussian_blobs, teacher_classification, teacher_regression
 
 __all__ = [
-    "dataset_size",
     "CIFAR10_CLASSES",
     "DATASETS",
     "FASHION_CLASSES",
@@ -40,6 +39,7 @@ __all__ = [
     "IDXFormatError",
     "batches",
     "cached_arrays",
+    "dataset_size",
     "gaussian_blobs",
     "load_dataset",
     "num_batches",

@@ -154,8 +154,9 @@ def _transfer(out: Path, spec: TransferStudy) -> dict:
                                progress=False)
         rows += [{"setting": which, "width": width, "depth": depth, "seed": seed, **r}
                  for seed, g in zip(spec.seeds, grids) for r in g.rows()]
-        best[which], by_seed[which] = mean_over_seeds(grids).best(), [g.best() for g in grids]
-        mean_over_seeds(grids).panel(ax, title=f"width {width}, depth {depth}")
+        mean = mean_over_seeds(grids)
+        best[which], by_seed[which] = mean.best(), [g.best() for g in grids]
+        mean.panel(ax, title=f"width {width}, depth {depth}")
     save_figure(fig, out / "transfer_heatmaps.png")
     atomic_write_csv(out / "transfer_grid.csv", rows)
     steps = lambda a, b: max(abs(a[0] - b[0]), abs(a[1] - b[1]))  # noqa: E731
@@ -194,7 +195,7 @@ def mupc_reach(out: Path, quick: bool) -> dict:
     spec = REACH_QUICK if quick else REACH_FULL
     base = TrainConfig(act="relu", param="mupc", **spec["base"])
     data = load_run_data(base)
-    model = build_model(base, data.d_in, data.y_train.shape[1])
+    model = build_model(base, data.d_in, data.n_classes)
     x, y = data.x_train[: base.batch_size], data.y_train[: base.batch_size]
     layers = np.arange(1, base.depth + 1)
     probes = _reach_probes(spec["gd_steps"])
