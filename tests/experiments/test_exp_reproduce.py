@@ -11,20 +11,24 @@ from pclab.cli import main
 def test_reproduce_list_names_all(capsys):
     assert main(["reproduce", "--list"]) == 0
     out = capsys.readouterr().out
-    for name in ("mupc-depth", "mupc-transfer", "mupc-transfer-reach", "mupc-reach"):
+    for name in ("mupc-depth", "mupc-transfer", "mupc-transfer-reach", "mupc-transfer-newton", "mupc-reach"):
         assert name in out
 
 
-@pytest.mark.parametrize("name, inference, seeds", [("mupc-transfer", "gd inference, T = 8", [0]),
-                                                    ("mupc-transfer-reach", "momentum inference, T = 32", [0, 1])])
-def test_mupc_transfer_quick(tmp_path, capsys, name, inference, seeds):
+@pytest.mark.parametrize("name, inference, seeds, points", [
+    ("mupc-transfer", "gd inference, T = 8", [0], 9),
+    ("mupc-transfer-reach", "momentum inference, T = 32", [0, 1], 9),
+    ("mupc-transfer-newton", "newton inference, T = 1, Depth-μP lr factors", [0, 1], 3),  # weight lr only
+])
+def test_mupc_transfer_quick(tmp_path, capsys, name, inference, seeds, points):
     assert main(["reproduce", name, "--quick", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "transfer_summary.json").read_text())
     assert summary["grid_steps_moved"] >= 0 and isinstance(summary["transfers"], bool)
     assert summary["inference"] == inference and summary["seeds"] == seeds
     assert len(summary["grid_steps_moved_by_seed"]) == len(seeds)
+    assert ("activity_lr" in summary["argmin_small"]) == (points == 9)
     rows = list(csv.DictReader(open(tmp_path / "transfer_grid.csv")))
-    assert len(rows) == 2 * 9 * len(seeds) and {int(r["seed"]) for r in rows} == set(seeds)
+    assert len(rows) == 2 * points * len(seeds) and {int(r["seed"]) for r in rows} == set(seeds)
     assert (tmp_path / "transfer_heatmaps.png").stat().st_size > 10_000
     # the best point of each setting learned something real on digits (chance = 10%)
     best = max(float(r["test_accuracy"] or 0) for r in rows if r["setting"] == "small")

@@ -152,3 +152,17 @@ def test_vectorised_sweep_checks_budget_and_axes(tmp_path):
     assert not (tmp_path / "results.csv").exists()
     with pytest.raises(ValueError, match="activity-lr axis has no effect"):
         run_lr_sweep(BASE.replace(algo="bp"), {"activity_lr": [0.1, 0.2]}, tmp_path, yes=True)
+
+
+def test_solver_without_step_size_gets_one_activity_lr_column(tmp_path):
+    """Newton inference has no step size: a grid ignores activity lrs (one column, the config's),
+    a vmapped sweep refuses an activity-lr axis by name, and its figure is a weight-lr curve."""
+    newton = BASE.replace(solver="newton", infer_steps=1, epochs=1)
+    assert not newton.uses_activity_lr and BASE.uses_activity_lr and not BASE.replace(algo="bp").uses_activity_lr
+    grid = train_lr_grid(newton, [3e-2, 30.0], [0.1, 0.4], progress=False)
+    assert grid.activity_lrs == (newton.activity_lr,) and grid.test_loss.shape == (2, 1)
+    with pytest.raises(ValueError, match="solver='newton' takes no step size"):
+        run_lr_sweep(newton, {"lr": [3e-2], "activity_lr": [0.1, 0.4]}, tmp_path, yes=True, progress=False)
+    rows = run_lr_sweep(newton, {"lr": [3e-2, 30.0]}, tmp_path, yes=True, progress=False)
+    assert [r["diverged"] for r in rows] == grid.diverged[:, 0].tolist() == [False, True]
+    assert (tmp_path / "lr_grid.png").stat().st_size > 10_000

@@ -140,6 +140,12 @@ class TrainConfig:
         return cls(**d)
 
     # ----- derived objects -----------------------------------------------------------------
+    @property
+    def uses_activity_lr(self) -> bool:
+        """Whether ``activity_lr`` changes training: PC with a solver that takes steps (not BP,
+        not Newton or the exact solve)."""
+        return self.algo is Algorithm.PC and (self.solver or SolverName.GD).has_step_size
+
     def make_solver(self) -> AbstractSolver:
         """The activity solver named by ``solver`` with step size ``activity_lr``."""
         return make_solver(self.solver or SolverName.GD, self.activity_lr)

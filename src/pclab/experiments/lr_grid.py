@@ -21,12 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import NullLocator
 from tqdm.auto import tqdm
 
 from .. import data as pdata
 from ..energy import EnergySpec
-from ..learning import Algorithm, InferenceConfig, apply_grads, batched_means, eval_sums, train_grads
-from ..report.figures import heatmap
+from ..learning import InferenceConfig, apply_grads, batched_means, eval_sums, train_grads
+from ..report.figures import heatmap, line_plot
 from .config import SolverName, TrainConfig, make_solver
 from .runner import RunData, build_model, build_optimizer, divergence, load_run_data
 
@@ -69,13 +70,30 @@ class GridResult:
                    table("train_loss", num), diverged, steps, died)
 
     def panel(self, ax, title: str = ""):
-        """Draw the test-loss heatmap (log colour) on ``ax``: ✕ marks diverged points, a red box the best."""
+        """Draw the test loss on ``ax``: a heatmap (log colour; ✕ = diverged, red box = best) or,
+        for a single activity lr, a curve over the weight lr (✕ at the top = diverged, ring = best)."""
+        if len(self.activity_lrs) == 1:
+            return self._curve(ax, title)
         heatmap(ax, np.where(self.diverged, np.nan, self.test_loss), self.lrs, self.activity_lrs, title=title,
                 xlabel="activity lr", ylabel="weight lr", cbar_label="test loss", log=True)
         for i, j in zip(*np.nonzero(self.diverged)):
             ax.text(j, i, "✕", ha="center", va="center", color="red")
         i, j = self.best()
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=2))
+        return ax
+
+    def _curve(self, ax, title: str):
+        lrs, loss, dead = np.asarray(self.lrs), self.test_loss[:, 0], self.diverged[:, 0]
+        line_plot(ax, lrs, {"test loss": np.where(dead, np.nan, loss)}, title=title, xlabel="weight lr",
+                  ylabel="test loss", logx=True, logy=True, legend=False, styles={"test loss": {"marker": "o"}})
+        ax.set_xlim(lrs.min() / 1.5, lrs.max() * 1.5)
+        ax.set_xticks(lrs, [f"{v:g}" for v in lrs])
+        ax.xaxis.set_minor_locator(NullLocator())
+        for lr in lrs[dead]:
+            ax.annotate("✕", (lr, 0.97), xycoords=("data", "axes fraction"), ha="center", va="top", color="red")
+        if not dead.all():
+            i = self.best()[0]
+            ax.plot([lrs[i]], [loss[i]], "o", ms=14, mfc="none", mec="red", mew=2)
         return ax
 
     def rows(self) -> list[dict]:
@@ -137,7 +155,8 @@ def train_lr_grid(
 ) -> GridResult:
     """Train ``config`` at every (lr, activity_lr) pair at once; see module docstring.
 
-    ``activity_lrs`` is ignored for BP (one column). ``data`` may pass preloaded arrays.
+    ``activity_lrs`` is ignored (one column, ``config.activity_lr``) when the config does not use
+    it: BP, Newton or exact inference. ``data`` may pass preloaded arrays.
     """
     return train_lr_grids(config, lrs, activity_lrs, data=data, progress=progress)[0]
 
@@ -159,7 +178,7 @@ def train_lr_grids(
     """
     if not lrs or any(not v > 0 for v in lrs):
         raise ValueError(f"lrs={list(lrs)!r} is not valid; expected a non-empty list of numbers > 0")
-    alrs = [config.activity_lr] if config.algo is Algorithm.BP or not activity_lrs else list(activity_lrs)
+    alrs = list(activity_lrs) if config.uses_activity_lr and activity_lrs else [config.activity_lr]
     if any(not v > 0 for v in alrs):
         raise ValueError(f"activity_lrs={alrs!r} is not valid; expected numbers > 0")
     seeds = [config.seed] if seeds is None else list(seeds)

@@ -6,6 +6,8 @@ r"""Reproductions of the μPC paper (arXiv 2505.13124, science.md §1).
   large (width, depth) with GD inference, T = 8; reports whether the argmin moves.
 * ``mupc-transfer-reach``: the same grids with heavy-ball inference, T = 128, which reaches
   every layer of the depth-64 net at init.
+* ``mupc-transfer-newton``: the weight-lr curve at depth 8 and 128 with one Gauss–Newton
+  inference step (no activity lr) and Depth-μP's per-layer Adam rates (``scale_lr``).
 * ``mupc-reach``: per-layer cosine of PC and BP weight gradients of a deep μPC ResNet at init
   after GD inference of T steps and after one Newton step: how many layers each reaches.
 
@@ -93,7 +95,8 @@ def mupc_depth(out: Path, quick: bool) -> dict:
 @dataclass(frozen=True)
 class TransferStudy:
     """A (weight lr × activity lr) grid at a small and a large (width, depth); the argmin is
-    taken on the test loss averaged over ``seeds``."""
+    taken on the test loss averaged over ``seeds``. Empty ``activity_lrs``: a weight-lr curve
+    at ``base``'s activity lr (for solvers without a step size)."""
 
     small: tuple[int, int]
     large: tuple[int, int]
@@ -121,13 +124,22 @@ TRANSFER_REACH = {
     True: TransferStudy((16, 4), (32, 16), **_TRANSFER_LRS_QUICK,
                         base=dict(_TRANSFER_BASE_QUICK, solver="momentum", infer_steps=32), seeds=(0, 1)),
 }
+# One Newton step reaches every layer at any depth and has no step size, so only the weight lr
+# is searched, with Depth-μP's factor 1/√(N·L) on the hidden layers' rate (the parameterisation's
+# own rule for Adam); it runs on a CPU in under an hour, up to depth 128.
+TRANSFER_NEWTON = {
+    False: TransferStudy((128, 8), (128, 128), _TRANSFER_LRS["lrs"], (),
+                         base=dict(_TRANSFER_BASE, solver="newton", infer_steps=1, scale_lr=True), seeds=(0, 1, 2)),
+    True: TransferStudy((16, 4), (32, 16), _TRANSFER_LRS_QUICK["lrs"], (),
+                        base=dict(_TRANSFER_BASE_QUICK, solver="newton", infer_steps=1, scale_lr=True), seeds=(0, 1)),
+}
 
 
 def _transfer_configs(spec: TransferStudy) -> list[TrainConfig]:
     """Every grid point of both settings (a vmapped grid costs about one run per point)."""
     base = TrainConfig(**spec.base)
     return [base.replace(width=w, depth=d, lr=lr, activity_lr=alr, seed=seed) for w, d in (spec.small, spec.large)
-            for seed in spec.seeds for lr in spec.lrs for alr in spec.activity_lrs]
+            for seed in spec.seeds for lr in spec.lrs for alr in spec.activity_lrs or (base.activity_lr,)]
 
 
 @register("mupc-transfer", "μPC weight-lr × activity-lr heatmaps at small and large (width, depth), GD inference T=8; does the argmin move?",
@@ -142,9 +154,17 @@ def mupc_transfer_reach(out: Path, quick: bool) -> dict:
     return _transfer(out, TRANSFER_REACH[quick])
 
 
+@register("mupc-transfer-newton", "μPC weight-lr curves at depth 8 and 128, one Newton inference step, Depth-μP "
+          "lr factors (--scale-lr), 3 seeds; does the argmin move?",
+          pending=lambda out, quick: _transfer_configs(TRANSFER_NEWTON[quick]))
+def mupc_transfer_newton(out: Path, quick: bool) -> dict:
+    return _transfer(out, TRANSFER_NEWTON[quick])
+
+
 def _transfer(out: Path, spec: TransferStudy) -> dict:
     base = TrainConfig(**spec.base)
     inference = f"{base.solver.value if base.solver else 'gd'} inference, T = {base.infer_steps}"
+    inference += ", Depth-μP lr factors" if base.scale_lr else ""
     seeds = f", mean of {len(spec.seeds)} seeds" if len(spec.seeds) > 1 else ""
     fig, axes = panels(2, ncols=2, panel_size=(5.2, 4.2), suptitle=f"μPC test loss after training, {inference}{seeds} (✕ = diverged)")
     best, by_seed, rows = {}, {}, []
@@ -160,7 +180,7 @@ def _transfer(out: Path, spec: TransferStudy) -> dict:
     save_figure(fig, out / "transfer_heatmaps.png")
     atomic_write_csv(out / "transfer_grid.csv", rows)
     steps = lambda a, b: max(abs(a[0] - b[0]), abs(a[1] - b[1]))  # noqa: E731
-    at = lambda ij: {"lr": spec.lrs[ij[0]], "activity_lr": spec.activity_lrs[ij[1]]}  # noqa: E731
+    at = lambda ij: {"lr": spec.lrs[ij[0]], **({"activity_lr": spec.activity_lrs[ij[1]]} if spec.activity_lrs else {})}  # noqa: E731
     summary = {
         "inference": inference,
         "seeds": list(spec.seeds),

@@ -175,8 +175,9 @@ def run_lr_sweep(
     out = Path(out)
     if not grid or not set(grid) <= VMAP_FIELDS:
         raise ValueError(f"grid={sorted(grid)!r} is not valid; expected axes among {sorted(VMAP_FIELDS)}")
-    if "activity_lr" in grid and base.algo.value == "bp":
-        raise ValueError("--set activity_lr: algo='bp' runs no inference, so an activity-lr axis has no effect; drop it")
+    if "activity_lr" in grid and not base.uses_activity_lr:
+        what = "algo='bp' runs no inference" if base.algo.value == "bp" else f"solver={base.solver.value!r} takes no step size"
+        raise ValueError(f"--set activity_lr: {what}, so an activity-lr axis has no effect; drop it")
     points = grid_points(base, grid)
     for name, c in points:
         _check_same_config(out / "runs" / name, c)
@@ -196,7 +197,7 @@ def run_lr_sweep(
     atomic_write_csv(out / "results.csv", rows)
     seeds = sorted({r["seed"] for r in rows})
     mean = mean_over_seeds([GridResult.from_rows([r for r in rows if r["seed"] == s]) for s in seeds])
-    fig, (ax,) = panels(1, panel_size=(5.2, 4.2), suptitle="test loss after training (✕ = diverged, box = best)")
+    fig, (ax,) = panels(1, panel_size=(5.2, 4.2), suptitle="test loss after training (✕ = diverged, red = best)")
     mean.panel(ax, title=f"{base.dataset.value}, width {base.width}, depth {base.depth}"
                + (f", mean of {len(seeds)} seeds" if len(seeds) > 1 else ""))
     save_figure(fig, out / "lr_grid.png")
