@@ -69,11 +69,12 @@ class GridResult:
         return cls(lrs, alrs, table("test_accuracy", num), np.where(diverged, np.inf, table("test_loss", num)),
                    table("train_loss", num), diverged, steps, died)
 
-    def panel(self, ax, title: str = ""):
+    def panel(self, ax, title: str = "", label: str | None = None):
         """Draw the test loss on ``ax``: a heatmap (log colour; ✕ = diverged, red box = best) or,
-        for a single activity lr, a curve over the weight lr (✕ at the top = diverged, ring = best)."""
+        for a single activity lr, a curve over the weight lr (✕ at the top = diverged, ring =
+        best). Curves of several grids can share ``ax``; ``label`` names this one in a legend."""
         if len(self.activity_lrs) == 1:
-            return self._curve(ax, title)
+            return self._curve(ax, title, label)
         heatmap(ax, np.where(self.diverged, np.nan, self.test_loss), self.lrs, self.activity_lrs, title=title,
                 xlabel="activity lr", ylabel="weight lr", cbar_label="test loss", log=True)
         for i, j in zip(*np.nonzero(self.diverged)):
@@ -82,10 +83,11 @@ class GridResult:
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=2))
         return ax
 
-    def _curve(self, ax, title: str):
+    def _curve(self, ax, title: str, label: str | None):
         lrs, loss, dead = np.asarray(self.lrs), self.test_loss[:, 0], self.diverged[:, 0]
-        line_plot(ax, lrs, {"test loss": np.where(dead, np.nan, loss)}, title=title, xlabel="weight lr",
-                  ylabel="test loss", logx=True, logy=True, legend=False, styles={"test loss": {"marker": "o"}})
+        name = label or "test loss"
+        line_plot(ax, lrs, {name: np.where(dead, np.nan, loss)}, title=title, xlabel="weight lr", ylabel="test loss",
+                  logx=True, logy=True, legend=label is not None, styles={name: {"marker": "o"}})
         ax.set_xlim(lrs.min() / 1.5, lrs.max() * 1.5)
         ax.set_xticks(lrs, [f"{v:g}" for v in lrs])
         ax.xaxis.set_minor_locator(NullLocator())

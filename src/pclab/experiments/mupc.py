@@ -166,9 +166,12 @@ def _transfer(out: Path, spec: TransferStudy) -> dict:
     inference = f"{base.solver.value if base.solver else 'gd'} inference, T = {base.infer_steps}"
     inference += ", Depth-μP lr factors" if base.scale_lr else ""
     seeds = f", mean of {len(spec.seeds)} seeds" if len(spec.seeds) > 1 else ""
-    fig, axes = panels(2, ncols=2, panel_size=(5.2, 4.2), suptitle=f"μPC test loss after training, {inference}{seeds} (✕ = diverged)")
+    suptitle = f"μPC test loss after training (✕ = diverged)\n{inference}{seeds}"
+    curves = not spec.activity_lrs  # one weight-lr curve per setting on a shared panel, else two heatmaps
+    fig, axes = panels(1 if curves else 2, panel_size=(6.0, 4.2) if curves else (5.2, 4.2), suptitle=suptitle)
     best, by_seed, rows = {}, {}, []
-    for ax, which in zip(axes, ("small", "large")):
+    for k, which in enumerate(("small", "large")):
+        ax = axes[0 if curves else k]
         width, depth = getattr(spec, which)
         grids = train_lr_grids(base.replace(width=width, depth=depth), spec.lrs, spec.activity_lrs, seeds=spec.seeds,
                                progress=False)
@@ -176,7 +179,8 @@ def _transfer(out: Path, spec: TransferStudy) -> dict:
                  for seed, g in zip(spec.seeds, grids) for r in g.rows()]
         mean = mean_over_seeds(grids)
         best[which], by_seed[which] = mean.best(), [g.best() for g in grids]
-        mean.panel(ax, title=f"width {width}, depth {depth}")
+        name = f"width {width}, depth {depth}"
+        mean.panel(ax, label=name) if curves else mean.panel(ax, title=name)
     save_figure(fig, out / "transfer_heatmaps.png")
     atomic_write_csv(out / "transfer_grid.csv", rows)
     steps = lambda a, b: max(abs(a[0] - b[0]), abs(a[1] - b[1]))  # noqa: E731
