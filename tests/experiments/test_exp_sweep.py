@@ -166,3 +166,22 @@ def test_solver_without_step_size_gets_one_activity_lr_column(tmp_path):
     rows = run_lr_sweep(newton, {"lr": [3e-2, 30.0]}, tmp_path, yes=True, progress=False)
     assert [r["diverged"] for r in rows] == grid.diverged[:, 0].tolist() == [False, True]
     assert (tmp_path / "lr_grid.png").stat().st_size > 10_000
+
+
+def test_weight_lr_curves_share_an_axis():
+    """Curves of grids over different rates on one axis: the axis spans and labels every rate,
+    diverged ones included, and each labelled curve is in the legend."""
+    from pclab.report.figures import panels
+
+    def grid(lrs, loss, dead):
+        n = len(lrs)
+        return GridResult(tuple(lrs), (0.2,), np.full((n, 1), 0.9), np.array(loss, float)[:, None], np.ones((n, 1)),
+                          np.array(dead)[:, None], 10, np.where(np.array(dead), 3, -1)[:, None])
+
+    _, (ax,) = panels(1)
+    grid([0.01, 0.1, 1.0], [0.2, 0.1, np.inf], [False, False, True]).panel(ax, label="depth 8")
+    grid([0.001, 0.01], [0.3, 0.25], [False, False]).panel(ax, label="depth 128")
+    assert [float(t) for t in ax.get_xticks()] == [0.001, 0.01, 0.1, 1.0]
+    lo, hi = ax.get_xlim()
+    assert lo < 0.001 and hi > 1.0
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["depth 8", "depth 128"]

@@ -88,8 +88,9 @@ class GridResult:
         name = label or "test loss"
         line_plot(ax, lrs, {name: np.where(dead, np.nan, loss)}, title=title, xlabel="weight lr", ylabel="test loss",
                   logx=True, logy=True, legend=label is not None, styles={name: {"marker": "o"}})
-        ax.set_xlim(lrs.min() / 1.5, lrs.max() * 1.5)
-        ax.set_xticks(lrs, [f"{v:g}" for v in lrs])
+        shown = np.unique(np.concatenate([np.asarray(line.get_xdata(), float) for line in ax.get_lines()]))
+        ax.set_xlim(shown.min() / 1.5, shown.max() * 1.5)  # every curve's rates, diverged ones included
+        ax.set_xticks(shown, [f"{v:g}" for v in shown])
         ax.xaxis.set_minor_locator(NullLocator())
         for lr in lrs[dead]:
             ax.annotate("✕", (lr, 0.97), xycoords=("data", "axes fraction"), ha="center", va="top", color="red")
