@@ -39,10 +39,15 @@ from .sweep import pending_points, run_sweep
 # the conventional small rates. "μPC (Newton)" reaches every layer in one Gauss–Newton
 # inference step and uses a weak output precision λ = 0.01, where the equilibrium weight
 # gradient approaches λ × the BP gradient; it shares BP's lr (BP's best at depth 128).
+# "μPC (Newton, λ=1, scaled lr)" keeps the standard precision and puts Depth-μP's factor on the
+# hidden layers' Adam rate (``scale_lr``); its lr 0.1 is the depth-8 argmin of
+# ``mupc-transfer-newton`` (zero-shot transfer).
 VARIANTS: dict[str, dict] = {
     "PC (SP)": dict(param="sp", algo="pc", lr=1e-3, activity_lr=0.1),
     "μPC": dict(param="mupc", algo="pc", lr=3e-2, activity_lr=0.2),
     "μPC (Newton, λ=0.01)": dict(param="mupc", algo="pc", solver="newton", infer_steps=1, precision=0.01, lr=1e-2),
+    "μPC (Newton, λ=1, scaled lr)": dict(param="mupc", algo="pc", solver="newton", infer_steps=1, scale_lr=True,
+                                         lr=1e-1),
     "BP (Depth-μP)": dict(param="mupc", algo="bp", lr=1e-2),
 }
 
@@ -255,7 +260,7 @@ def mupc_reach(out: Path, quick: bool) -> dict:
 
 def _slug(variant: str) -> str:
     return {"PC (SP)": "pc-sp", "μPC": "mupc", "μPC (Newton, λ=0.01)": "mupc-newton",
-            "BP (Depth-μP)": "bp-depthmup"}[variant]
+            "μPC (Newton, λ=1, scaled lr)": "mupc-newton-scaled", "BP (Depth-μP)": "bp-depthmup"}[variant]
 
 
 def _parse(name: str) -> tuple[str, str, int]:
