@@ -185,11 +185,17 @@ def _transfer(out: Path, spec: TransferStudy) -> dict:
         mean = mean_over_seeds(grids)
         best[which], by_seed[which] = mean.best(), [g.best() for g in grids]
         name = f"width {width}, depth {depth}"
-        mean.panel(ax, label=name) if curves else mean.panel(ax, title=name)
+        if curves:
+            mean.panel(ax, label=name)
+        else:
+            mean.panel(ax, title=name)
     save_figure(fig, out / "transfer_heatmaps.png")
     atomic_write_csv(out / "transfer_grid.csv", rows)
     steps = lambda a, b: max(abs(a[0] - b[0]), abs(a[1] - b[1]))  # noqa: E731
-    at = lambda ij: {"lr": spec.lrs[ij[0]], **({"activity_lr": spec.activity_lrs[ij[1]]} if spec.activity_lrs else {})}  # noqa: E731
+
+    def at(ij):
+        return {"lr": spec.lrs[ij[0]]} if curves else {"lr": spec.lrs[ij[0]], "activity_lr": spec.activity_lrs[ij[1]]}
+
     summary = {
         "inference": inference,
         "seeds": list(spec.seeds),
