@@ -10,8 +10,9 @@ The public API, in one place::
 
 from .energy import EnergySpec, activity_grad, energy, example_energies, hidden_errors, layer_energies, loss, output_loss
 from .inference import (
-    AbstractModelSolver,
+    SOLVERS,
     AbstractSolver,
+    InferenceProblem,
     ExactSolver,
     NewtonSolver,
     GradientDescent,
@@ -23,7 +24,10 @@ from .inference import (
     initial_activities,
 )
 from .learning import (
-    Algorithm,
+    BP,
+    LEARNING_RULES,
+    PC,
+    AbstractLearningRule,
     Evaluation,
     InferenceConfig,
     StepInfo,
@@ -32,24 +36,27 @@ from .learning import (
     bp_grad,
     evaluate,
     make_train_step,
+    get_rule,
     pc_weight_grad,
     scale_updates,
 )
-from .nn import PCN, count_matmul_flops, layer_maps, mlp, resnet
+from .nn import PCN, AbstractPCN, ConvPCN, TransformerPCN, convnet, count_matmul_flops, layer_maps, mlp, resnet, transformer
 from .options import Activation, ActivityInit, Mode, OutputLoss, Status, parse_option
-from .params import Multipliers, Parameterisation, ParamName, get_param
+from .params import PARAMETERISATIONS, MuP, MuPC, Multipliers, NTP, ParamInfo, Parameterisation, Role, SP, get_param
+from .registry import Registry
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "PCN", "mlp", "resnet", "layer_maps", "count_matmul_flops",
-    "Parameterisation", "ParamName", "Multipliers", "get_param",
+    "AbstractPCN", "PCN", "mlp", "resnet", "ConvPCN", "convnet", "TransformerPCN", "transformer", "layer_maps", "count_matmul_flops",
+    "Parameterisation", "PARAMETERISATIONS", "SP", "NTP", "MuP", "MuPC", "ParamInfo", "Role", "Multipliers",
+    "get_param", "Registry",
     "EnergySpec", "energy", "example_energies", "hidden_errors", "layer_energies", "loss",
     "output_loss", "activity_grad",
-    "AbstractSolver", "AbstractModelSolver", "GradientDescent", "OptaxSolver", "heavy_ball", "ODESolver", "ExactSolver",
+    "AbstractSolver", "InferenceProblem", "SOLVERS", "GradientDescent", "OptaxSolver", "heavy_ball", "ODESolver", "ExactSolver",
     "NewtonSolver", "Solution",
     "infer", "initial_activities",
-    "Algorithm", "InferenceConfig", "StepInfo", "Evaluation", "make_train_step", "evaluate",
+    "AbstractLearningRule", "PC", "BP", "LEARNING_RULES", "get_rule", "InferenceConfig", "StepInfo", "Evaluation", "make_train_step", "evaluate",
     "pc_weight_grad", "bp_grad", "scale_updates", "train_grads", "apply_grads",
     "Activation", "ActivityInit", "Mode", "OutputLoss", "Status", "parse_option",
 ]

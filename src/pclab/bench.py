@@ -1,9 +1,12 @@
 r"""Speed benchmark: a PC training step against a BP step and against its own matmuls.
 
-Cost model (design.md): per layer and example, a PC step with T inference steps costs
-≈ 2T + 3 matmuls (feedforward init, prediction + transposed error per step, weight
-gradient), BP ≈ 3. ``efficiency`` = (model FLOPs / PC step time) / (throughput of the same
-layer-sized matmuls, batched over depth, timed in the same process).
+Cost model: per layer and example, a PC step with T inference steps costs ≈ 2T + 3 layer
+passes (feedforward init, prediction + transposed error per step, weight gradient), BP ≈ 3.
+``efficiency`` = (model FLOPs / PC step time) / (throughput of width-sized matmuls batched
+over depth, timed in the same process). Models: the dense ``mlp``/``resnet`` (depth weight
+layers of width N), ``conv`` (``depth`` residual conv blocks over two stages of ``width``
+channels on 28×28×1 images) and ``transformer`` (``depth`` blocks of d_model = ``width``,
+4 heads, 64 tokens of a 64-symbol vocabulary, cross-entropy).
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ import optax
 from .energy import EnergySpec
 from .inference import GradientDescent
 from .learning import InferenceConfig, make_train_step
-from .nn.pcn import count_matmul_flops, mlp, resnet, stacked
+from .nn.conv import convnet
+from .nn.dense import mlp, resnet, stacked
+from .nn.transformer import transformer
+
+BENCH_MODELS = ("resnet", "mlp", "conv", "transformer")
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,28 @@ def matmul_throughput(depth: int, width: int, batch: int, repeats: int, dtype=jn
     return 2 * depth * batch * width * width / secs / 1e9
 
 
+def bench_workload(model: str, depth: int, width: int, batch: int, param: str, d_in: int | None = None,
+                   d_out: int = 10):
+    """(model, x, y, energy spec) of the benchmark workload named ``model`` (module docstring)."""
+    kx, ky, km = jax.random.split(jax.random.PRNGKey(0), 3)
+    if model in ("resnet", "mlp"):
+        d_in = width if d_in is None else d_in
+        net = (resnet if model == "resnet" else mlp)(km, d_in, width, depth, d_out, act="relu", param=param)
+        x = jax.random.normal(kx, (batch, d_in))
+    elif model == "conv":
+        per_stage = (depth // 2, depth - depth // 2)
+        net = convnet(km, (28, 28, 1), d_out, channels=(width, width), blocks=per_stage, param=param)
+        x = jax.random.normal(kx, (batch, 28, 28, 1))
+    elif model == "transformer":
+        net = transformer(km, 64, d_model=width, heads=4, blocks=depth, context=64, param=param)
+        x = jax.random.randint(kx, (batch, 64), 0, 64)
+        y = jax.nn.one_hot(jax.random.randint(ky, (batch, 64), 0, 64), 64)
+        return net, x, y, EnergySpec("ce")
+    else:
+        raise ValueError(f"model={model!r} is not valid; expected one of {', '.join(map(repr, BENCH_MODELS))}")
+    return net, x, jax.nn.one_hot(jax.random.randint(ky, (batch,), 0, d_out), d_out), EnergySpec("mse")
+
+
 def run_bench(
     depth: int = 128,
     width: int = 128,
@@ -90,17 +119,8 @@ def run_bench(
 
     ``d_in`` defaults to ``width`` so that every layer is a width × width matmul.
     """
-    d_in = width if d_in is None else d_in
-    build = {"resnet": resnet, "mlp": mlp}.get(model)
-    if build is None:
-        raise ValueError(f"model={model!r} is not valid; expected one of 'mlp', 'resnet'")
-    key = jax.random.PRNGKey(0)
-    kx, ky, km = jax.random.split(key, 3)
-    net = build(km, d_in, width, depth, d_out, act="relu", param=param)
-    x = jax.random.normal(kx, (batch, d_in))
-    y = jax.nn.one_hot(jax.random.randint(ky, (batch,), 0, d_out), d_out)
+    net, x, y, spec = bench_workload(model, depth, width, batch, param, d_in, d_out)
     opt = optax.adam(1e-3)
-    spec = EnergySpec("mse")
     inference = InferenceConfig(GradientDescent(activity_lr), max_steps=infer_steps)
     pc = make_train_step(opt, "pc", spec=spec, inference=inference)
     bp = make_train_step(opt, "bp", spec=spec)
@@ -114,7 +134,7 @@ def run_bench(
     pc_s = median_time(lambda: _block(pc(net, state, x, y)), repeats)
     bp_s = median_time(lambda: _block(bp(net, state, x, y)), repeats)
     mm = matmul_throughput(depth - 2 if depth > 2 else 1, width, batch, repeats)
-    flop = (2 * infer_steps + 3) * count_matmul_flops(net, batch)
+    flop = (2 * infer_steps + 3) * net.matmul_flops(batch)
     gflops = flop / pc_s / 1e9
     return BenchResult(
         depth=depth, width=width, batch=batch, infer_steps=infer_steps, model=model, param=param,

@@ -40,13 +40,15 @@ def _field_types() -> dict[str, type]:
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    from .experiments.config import TrainConfig
+    from .experiments.config import REGISTRIES, TrainConfig
 
     types_ = _field_types()
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         t = types_[f.name]
-        if isinstance(t, type) and issubclass(t, enum.Enum):
+        if f.name in REGISTRIES:
+            p.add_argument(flag, choices=REGISTRIES[f.name].names(), default=None, help=f"default: {_default(f)}")
+        elif isinstance(t, type) and issubclass(t, enum.Enum):
             p.add_argument(flag, choices=choices(t), default=None, help=f"default: {_default(f)}")
         elif t is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default: {_default(f)}")
@@ -174,7 +176,7 @@ def cmd_reproduce(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .experiments.config import presets
-    from .params import ParamName
+    from .params import PARAMETERISATIONS
 
     parser = _Parser(prog="pclab", description="Predictive coding networks: train, benchmark, reproduce.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -193,8 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--width", type=int, default=128)
     b.add_argument("--batch", type=int, default=128)
     b.add_argument("--infer-steps", type=int, default=16)
-    b.add_argument("--model", choices=["mlp", "resnet"], default="resnet")
-    b.add_argument("--param", choices=choices(ParamName), default="mupc")
+    b.add_argument("--model", choices=["resnet", "mlp", "conv", "transformer"], default="resnet",
+                   help="dense nets: depth weight layers of width N; conv: depth blocks of width channels; "
+                        "transformer: depth blocks of d_model = width")
+    b.add_argument("--param", choices=PARAMETERISATIONS.names(), default="mupc")
     b.add_argument("--repeats", type=int, default=10, help="timed repeats after warm-up (median reported)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=cmd_bench)

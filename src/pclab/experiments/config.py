@@ -15,10 +15,10 @@ from typing import Any
 
 import optax
 
-from ..inference import AbstractSolver, ExactSolver, GradientDescent, NewtonSolver, ODESolver, OptaxSolver, heavy_ball
-from ..learning import Algorithm
+from ..inference import SOLVERS, AbstractSolver, make_solver
+from ..learning import LEARNING_RULES, AbstractLearningRule, get_rule
 from ..options import Activation, OutputLoss, parse_option
-from ..params import ParamName
+from ..params import PARAMETERISATIONS
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -36,24 +36,6 @@ class DatasetName(str, enum.Enum):
     CIFAR10 = "cifar10"
 
 
-class SolverName(str, enum.Enum):
-    """Activity solvers selectable by name: Euler GD, heavy-ball momentum and Adam (Optax),
-    a Heun ODE step (Diffrax), Gauss–Newton in the prediction errors (``newton``, reaches
-    every layer in one step; ``activity_lr`` unused) and the exact solve (linear nets, MSE)."""
-
-    GD = "gd"
-    MOMENTUM = "momentum"
-    ADAM = "adam"
-    ODE = "ode"
-    NEWTON = "newton"
-    EXACT = "exact"
-
-    @property
-    def has_step_size(self) -> bool:
-        """Whether ``activity_lr`` sets this solver's step (Newton and exact have none)."""
-        return self not in (SolverName.NEWTON, SolverName.EXACT)
-
-
 class OptimizerName(str, enum.Enum):
     ADAM = "adam"
     ADAMW = "adamw"
@@ -62,9 +44,9 @@ class OptimizerName(str, enum.Enum):
 
 
 _ENUMS = {
-    "dataset": DatasetName, "model": ModelKind, "act": Activation, "param": ParamName,
-    "algo": Algorithm, "loss": OutputLoss, "solver": SolverName, "optimizer": OptimizerName,
+    "dataset": DatasetName, "model": ModelKind, "act": Activation, "loss": OutputLoss, "optimizer": OptimizerName,
 }
+REGISTRIES = {"param": PARAMETERISATIONS, "algo": LEARNING_RULES, "solver": SOLVERS}
 
 
 @dataclass(frozen=True)
@@ -76,16 +58,16 @@ class TrainConfig:
     depth: int = 8
     width: int = 128
     act: Activation = Activation.RELU
-    param: ParamName = ParamName.MUPC
+    param: str = "mupc"  # a registered parameterisation (pclab.PARAMETERISATIONS)
     gamma: float = 1.0
     bias: bool = False
-    algo: Algorithm = Algorithm.PC
+    algo: str = "pc"  # a registered learning rule (pclab.LEARNING_RULES)
     loss: OutputLoss = OutputLoss.MSE
     precision: float = 1.0
     epochs: int = 5
     batch_size: int = 128
     infer_steps: int = 8
-    solver: SolverName | None = None  # None: 'gd' for PC; must stay None for BP
+    solver: str | None = None  # a registered solver (pclab.SOLVERS); None: 'gd' for PC, none for BP
     activity_lr: float = 0.2
     infer_rtol: float = 0.0
     lr: float = 3e-2
@@ -103,6 +85,11 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, parse_option(kind, value, name))
+        for name, registry in REGISTRIES.items():
+            value = getattr(self, name)
+            if value is not None:
+                registry.get(value)  # fails naming the valid choices
+                object.__setattr__(self, name, str(getattr(value, "value", value)).lower())
         for name in ("depth", "width", "epochs", "batch_size", "infer_steps", "evals_per_epoch", "checkpoint_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -117,9 +104,10 @@ class TrainConfig:
                 raise ValueError(f"{name}={v!r} is not valid; expected a finite number > 0")
         if self.infer_rtol < 0:
             raise ValueError(f"infer_rtol={self.infer_rtol!r} is not valid; expected a number >= 0")
-        if self.algo is Algorithm.BP and self.solver is not None:
-            raise ValueError(f"solver={self.solver.value!r} cannot be combined with algo='bp' (BP runs no inference)")
-        if self.solver is SolverName.EXACT and (self.act is not Activation.LINEAR or self.loss is not OutputLoss.MSE):
+        if not self.rule.runs_inference and self.solver is not None:
+            raise ValueError(f"solver={self.solver!r} cannot be combined with algo={self.algo!r} "
+                             f"({self.algo} runs no inference)")
+        if self.solver == "exact" and (self.act is not Activation.LINEAR or self.loss is not OutputLoss.MSE):
             raise ValueError("solver='exact' needs act='linear' and loss='mse'")
         if self.dataset is DatasetName.CIFAR10 and not self.cifar_path:
             raise ValueError("dataset='cifar10' needs cifar_path (a folder holding cifar-10-batches-py files)")
@@ -141,33 +129,29 @@ class TrainConfig:
 
     # ----- derived objects -----------------------------------------------------------------
     @property
-    def uses_activity_lr(self) -> bool:
-        """Whether ``activity_lr`` changes training: PC with a solver that takes steps (not BP,
-        not Newton or the exact solve)."""
-        return self.algo is Algorithm.PC and (self.solver or SolverName.GD).has_step_size
+    def rule(self) -> AbstractLearningRule:
+        """The learning rule object named by ``algo``."""
+        return get_rule(self.algo)
 
-    def make_solver(self) -> AbstractSolver:
-        """The activity solver named by ``solver`` with step size ``activity_lr``."""
-        return make_solver(self.solver or SolverName.GD, self.activity_lr)
+    @property
+    def solver_name(self) -> str:
+        """``solver``, or the default ``'gd'``."""
+        return self.solver or "gd"
+
+    @property
+    def uses_activity_lr(self) -> bool:
+        """Whether ``activity_lr`` changes training: a rule that runs inference with a solver
+        that takes steps (not BP, not Newton or the exact solve)."""
+        return self.rule.runs_inference and SOLVERS.get(self.solver_name).has_step_size
+
+    def make_solver(self, step_size=None) -> AbstractSolver:
+        """The activity solver named by ``solver``; ``step_size`` overrides ``activity_lr`` (it
+        may be a traced array)."""
+        return make_solver(self.solver_name, self.activity_lr if step_size is None else step_size)
 
     def make_optimizer(self, learning_rate=None) -> optax.GradientTransformation:
         """The weight optimiser; ``learning_rate`` overrides ``lr`` (it may be a traced array)."""
         return make_optimizer(self.optimizer, self.lr if learning_rate is None else learning_rate)
-
-
-def make_solver(name: SolverName, lr) -> AbstractSolver:
-    """An activity solver by name with step size ``lr`` (a number, or an array under vmap)."""
-    if name is SolverName.GD:
-        return GradientDescent(lr)
-    if name is SolverName.MOMENTUM:
-        return heavy_ball(lr)
-    if name is SolverName.ADAM:
-        return OptaxSolver(optax.adam(lr))
-    if name is SolverName.ODE:
-        return ODESolver(lr)
-    if name is SolverName.NEWTON:
-        return NewtonSolver()
-    return ExactSolver()
 
 
 def make_optimizer(name: OptimizerName, lr) -> optax.GradientTransformation:

@@ -28,7 +28,7 @@ from .. import data as pdata
 from ..energy import EnergySpec
 from ..learning import InferenceConfig, apply_grads, batched_means, eval_sums, train_grads
 from ..report.figures import heatmap, line_plot
-from .config import SolverName, TrainConfig, make_solver
+from .config import TrainConfig
 from .runner import RunData, build_model, build_optimizer, divergence, load_run_data
 
 
@@ -130,11 +130,11 @@ def mean_over_seeds(grids: Sequence[GridResult]) -> GridResult:
 def _grid_step(config: TrainConfig, spec: EnergySpec, model0):
     """The vmapped step: (models, states, lrs, activity_lrs, alive, seed index, x, y) → (models, states, info).
     ``x``, ``y`` hold one batch per seed, (S, B, ·); each model trains on its seed's batch."""
-    algo, solver = config.algo, config.solver or SolverName.GD
+    algo = config.rule
 
     def one(model, state, lr, alr, alive, seed_index, xs, ys):
         x, y = xs[seed_index], ys[seed_index]
-        inference = InferenceConfig(make_solver(solver, alr), config.infer_steps, rtol=config.infer_rtol)
+        inference = InferenceConfig(config.make_solver(alr), config.infer_steps, rtol=config.infer_rtol)
         grads, info = train_grads(model, x, y, algo, spec, inference)
         grads = jax.tree_util.tree_map(lambda g: jnp.where(alive, g, 0.0), grads)
         new_model, new_state = apply_grads(build_optimizer(config, model0, lr), model, state, grads)

@@ -168,7 +168,7 @@ def mupc_transfer_newton(out: Path, quick: bool) -> dict:
 
 def _transfer(out: Path, spec: TransferStudy) -> dict:
     base = TrainConfig(**spec.base)
-    inference = f"{base.solver.value if base.solver else 'gd'} inference, T = {base.infer_steps}"
+    inference = f"{base.solver_name} inference, T = {base.infer_steps}"
     inference += ", Depth-μP lr factors" if base.scale_lr else ""
     seeds = f", mean of {len(spec.seeds)} seeds" if len(spec.seeds) > 1 else ""
     suptitle = f"μPC test loss after training (✕ = diverged)\n{inference}{seeds}"

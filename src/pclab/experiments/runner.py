@@ -33,13 +33,14 @@ from tqdm.auto import tqdm
 from .. import data as pdata
 from ..energy import EnergySpec, layer_energies
 from ..inference import infer
-from ..learning import Algorithm, InferenceConfig, evaluate, make_train_step, scale_updates
-from ..nn.pcn import mlp, resnet
+from ..inference import has_step_size
+from ..learning import InferenceConfig, evaluate, make_train_step, scale_updates
+from ..nn.dense import mlp, resnet
 from ..io import atomic_write_json
 from ..options import Status
 from ..params import get_param
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ModelKind, SolverName, TrainConfig
+from .config import ModelKind, TrainConfig
 from .metrics_log import append_metrics, read_metrics, truncate_metrics
 
 
@@ -89,7 +90,7 @@ def build_optimizer(config: TrainConfig, model, learning_rate=None) -> optax.Gra
     opt = config.make_optimizer(learning_rate)
     if config.scale_lr:
         param = get_param(config.param, config.gamma)
-        opt = optax.chain(opt, scale_updates(param.lr_scales(config.width, config.depth, model.skips), model))
+        opt = optax.chain(opt, scale_updates(param, model))
     return opt
 
 
@@ -116,7 +117,7 @@ def prepare(config: TrainConfig) -> _Prepared:
 
 def _diagnose(p: _Prepared, model, config: TrainConfig) -> dict[str, Any]:
     """Per-layer energies and the inference energy trace on a fixed diagnostic batch."""
-    if config.algo is not Algorithm.PC:
+    if not config.rule.runs_inference:
         return {}
     xb, yb = p.data.x_train[: config.batch_size], p.data.y_train[: config.batch_size]
     sol = infer(model, xb, yb, solver=p.inference.solver, spec=p.spec, max_steps=config.infer_steps,
@@ -141,10 +142,10 @@ def divergence(config: TrainConfig, loss, status, energy, initial_loss=None):
     weights blew up.
     """
     loss, status, energy = (np.asarray(v) for v in (loss, status, energy))
-    blown = (config.algo is Algorithm.PC) & ~(energy <= ENERGY_BLOWUP * config.precision * loss + 1e-6)
+    blown = config.rule.runs_inference & ~(energy <= ENERGY_BLOWUP * config.precision * loss + 1e-6)
     grown = np.zeros_like(blown) if initial_loss is None else loss > LOSS_BLOWUP * np.asarray(initial_loss) + 1e-6
     # Solvers without a step size can only be tamed through the weights.
-    hint = "lower --activity-lr" if (config.solver or SolverName.GD).has_step_size else "lower --lr"
+    hint = "lower --activity-lr" if has_step_size(config.solver_name) else "lower --lr"
     return np.where(status == Status.NONFINITE, f"inference produced non-finite activities: {hint}",
                     np.where(~np.isfinite(loss), "the loss became non-finite: lower --lr",
                              np.where(grown, f"the loss grew over {LOSS_BLOWUP:g}x its first value: lower --lr",

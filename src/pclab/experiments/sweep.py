@@ -22,9 +22,9 @@ import jax
 from ..bench import matmul_throughput
 from ..data import dataset_size
 from ..io import atomic_write_csv, atomic_write_json
-from ..nn.pcn import count_matmul_flops
+from ..nn.dense import count_matmul_flops
 from ..report.figures import panels, save_figure
-from .config import SolverName, TrainConfig
+from .config import TrainConfig
 from .lr_grid import GridResult, mean_over_seeds, train_lr_grids
 from .runner import RunError, build_model, train
 
@@ -49,21 +49,13 @@ def grid_points(base: TrainConfig, grid: dict[str, Sequence[Any]]) -> list[tuple
     return out
 
 
-# A Newton step's O backward passes (vmapped) and its products with the materialised (O, L−1, B, N)
-# Jacobian cost about 3 matmul passes per output, not 1: a depth-128 grid of 15 points (width 128,
-# batch 128, 2-core CPU) took 0.40 s per step, 37 forward passes' worth (mupc-transfer-newton).
-NEWTON_PASSES_PER_OUTPUT = 3
-
-
-def _matmul_passes(c: TrainConfig, n_out: int = 10) -> int:
-    """Matmul passes over all layers per training step: BP 3; PC with GD-like solvers 2T + 3;
-    with Newton T·(1 + 3·O) + 3 (a forward pass, then O backward passes and the Jacobian
-    products, calibrated above)."""
-    if c.algo.value != "pc":
+def _matmul_passes(c: TrainConfig, n_out: int = 10) -> float:
+    """Layer passes per training step: 3 for a rule without inference (BP); otherwise
+    T × the solver's passes per step (:meth:`AbstractSolver.passes`: 2 for GD, 1 + 3·O for
+    Newton, calibrated on a depth-128 grid) + 3."""
+    if not c.rule.runs_inference:
         return 3
-    if c.solver is SolverName.NEWTON:
-        return c.infer_steps * (1 + NEWTON_PASSES_PER_OUTPUT * n_out) + 3
-    return 2 * c.infer_steps + 3
+    return c.infer_steps * c.make_solver().passes(n_out) + 3
 
 
 def estimate_seconds(configs: Iterable[TrainConfig], gflops: float | None = None) -> float:
@@ -183,7 +175,7 @@ def run_lr_sweep(
     if not grid or not set(grid) <= VMAP_FIELDS:
         raise ValueError(f"grid={sorted(grid)!r} is not valid; expected axes among {sorted(VMAP_FIELDS)}")
     if "activity_lr" in grid and not base.uses_activity_lr:
-        what = "algo='bp' runs no inference" if base.algo.value == "bp" else f"solver={base.solver.value!r} takes no step size"
+        what = f"algo={base.algo!r} runs no inference" if not base.rule.runs_inference else f"solver={base.solver!r} takes no step size"
         raise ValueError(f"--set activity_lr: {what}, so an activity-lr axis has no effect; drop it")
     points = grid_points(base, grid)
     for name, c in points:

@@ -1,90 +1,96 @@
-r"""Gauss–Newton inference on the prediction errors, solved in output space.
+r"""Gauss–Newton inference on the prediction errors, solved in output space, for any PCN.
 
 Write the free activities through their prediction errors δ_l = z_l − f_l(z_{l−1}):
-``z = Z(δ)`` is the feedforward pass with δ_l added at each hidden layer
-(:meth:`PCN.activities` with ``inject``), a bijection. In these coordinates the energy of one
-example is
+``z = Z(δ)`` is the feedforward pass with δ_l added at each layer
+(:meth:`AbstractPCN.activities` with ``inject``), a bijection. In these coordinates the
+energy of one example is
 
     E(δ) = ½ Σ_l ‖δ_l‖² + λ ℓ(y, ŷ(δ)),        ŷ(δ) = f_L(Z(δ)_{L−1}).
 
-With J = [J_1 … J_{L−1}], J_l = ∂ŷ/∂δ_l (O × N), g = λ ∂ℓ/∂ŷ and A = λ ∂²ℓ/∂ŷ², the
-Gauss–Newton step solves (I + JᵀAJ) Δδ = −(δ + Jᵀg). Its (L−1)N unknowns reduce to O by the
-Woodbury identity, and the new errors are
+With J = ∂ŷ/∂δ (O × dim δ per example), g = λ ∂ℓ/∂ŷ and A = λ ∂²ℓ/∂ŷ², the Gauss–Newton
+step solves (I + JᵀAJ) Δδ = −(δ + Jᵀg). Its unknowns reduce to O by the Woodbury identity,
+and the new errors are
 
-    δ ← Jᵀc,        c = A (I + K A)⁻¹ (Jδ + K g) − g,        K = J Jᵀ = Σ_l J_l J_lᵀ  (O × O).
+    δ ← Jᵀc,        c = A (I + K A)⁻¹ (Jδ + K g) − g,        K = J Jᵀ  (O × O).
 
-Every hidden layer is reached in one step, however deep the net: the stationarity condition
+Every layer is reached in one step, however deep the net: the stationarity condition
 δ_l = −J_lᵀ g is the backward pass of the output error. For a linear net with MSE output the
-step is exact (Newton on a quadratic), and c = S⁻¹r is science.md's rescaled residual
-(Theorem 1, S = I/λ + K). Each step costs one forward pass and O vectorised backward
-passes (J is materialised as (O, L−1, B, N)), so it suits classifiers with few outputs.
+step is exact (Newton on a quadratic), and c = S⁻¹r is the rescaled residual of the
+equilibrated energy (arXiv 2408.11979, Theorem 1, S = I/λ + K). The rows of J are O
+vector–Jacobian products of the injected forward pass, vmapped over the outputs (a pytree
+shaped like the activities with a leading O axis), so any architecture works; a step costs
+one forward pass and O backward passes, which suits models with few outputs per example.
 """
 
 from __future__ import annotations
 
-import abc
+import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array
 
 from ..energy import EnergySpec, hidden_errors, output_grad, output_hessian, output_loss
-from ..nn.pcn import PCN
-from ..options import Status
-from .result import Solution, rms, step_status
+from ..nn.base import batch_sum_squares
 from .solvers import AbstractSolver
 
-
-class AbstractModelSolver(AbstractSolver):
-    """A solver that needs the model itself, not only ∇_z E (supervised mode only).
-
-    :func:`pclab.infer` calls ``solve`` instead of stepping ``init``/``step``.
-    """
-
-    def init(self, z):  # pragma: no cover - never stepped; infer() calls solve()
-        return None
-
-    def step(self, grad_fn, z, state):  # pragma: no cover
-        raise NotImplementedError(f"{type(self).__name__} is dispatched by infer() through solve()")
-
-    @abc.abstractmethod
-    def solve(
-        self, model: PCN, x, y, spec: EnergySpec, z0, max_steps: int, rtol: float, atol: float, record_energy: bool
-    ) -> Solution:
-        """Minimise the energy; ``z0`` (L−1, B, N) is the start, ``None`` for the feedforward pass.
-        ``record_energy``: fill ``Solution.energies`` (batch mean before each step) if the
-        solver can."""
+_HI = jax.lax.Precision.HIGHEST
 
 
-def gauss_newton_errors(
-    model: PCN, x: Float[Array, "B D"], y: Float[Array, "B O"], delta: Float[Array, "L-1 B N"], spec: EnergySpec
-) -> tuple[Float[Array, "L-1 B N"], Float[Array, ""]]:
+def _flat(leaf: Array, lead: int) -> Array:
+    """(lead..., K, B, ...) → (lead..., K, B, F)."""
+    return leaf.reshape(leaf.shape[: lead + 2] + (-1,))
+
+
+def _output_derivatives(y_hat, y, spec: EnergySpec):
+    """g = λ∂ℓ/∂ŷ (B, O) and A = λ∂²ℓ/∂ŷ² (B, O, O) with the output flattened per example."""
+    b = y_hat.shape[0]
+    if y_hat.ndim == 2:
+        g, a = output_grad(y_hat, y, spec.loss), output_hessian(y_hat, y, spec.loss)
+    else:  # e.g. (B, T, V) token logits: the exact per-example Hessian by autodiff
+        shape = y_hat.shape[1:]
+        per = lambda v, t: output_loss(v.reshape((1,) + shape), t.reshape((1,) + shape), spec.loss)[0]  # noqa: E731
+        yf, tf = y_hat.reshape(b, -1), y.reshape(b, -1)
+        g, a = jax.vmap(jax.grad(per))(yf, tf), jax.vmap(jax.hessian(per))(yf, tf)
+    return spec.precision * g, spec.precision * a
+
+
+def gauss_newton_errors(model, x, y, delta, spec: EnergySpec):
     """One Gauss–Newton step on the prediction errors δ (module docstring).
 
+    Args: model, x, y as for :func:`pclab.infer`; delta: errors shaped like the activities.
     Returns the new errors Jᵀc and the batch-mean energy at the old ones.
     """
 
     def output(d):
-        return model.predict_output(model.activities(x, d)[-1])
+        return model.output(model.activities(x, d))
 
     y_hat, vjp = jax.vjp(output, delta)
-    n_out = y_hat.shape[-1]
-    basis = jnp.broadcast_to(jnp.eye(n_out, dtype=y_hat.dtype)[:, None, :], (n_out,) + y_hat.shape)
-    (jac,) = jax.vmap(vjp)(basis)  # (O, L−1, B, N): jac[j, l, b] = ∂ŷ_bj/∂δ_l
-    hi = jax.lax.Precision.HIGHEST
-    k = jnp.einsum("jlbn,klbn->bjk", jac, jac, precision=hi)
-    j_delta = jnp.einsum("jlbn,lbn->bj", jac, delta, precision=hi)
-    g = spec.precision * output_grad(y_hat, y, spec.loss)
-    a = spec.precision * output_hessian(y_hat, y, spec.loss)
+    b = y_hat.shape[0]
+    n_out = math.prod(y_hat.shape[1:])
     eye = jnp.eye(n_out, dtype=y_hat.dtype)
-    rhs = j_delta + jnp.einsum("bjk,bk->bj", k, g, precision=hi)
-    u = jnp.linalg.solve(eye + jnp.einsum("bjk,bkm->bjm", k, a, precision=hi), rhs[..., None])[..., 0]
-    c = jnp.einsum("bjk,bk->bj", a, u, precision=hi) - g
-    energy = jnp.mean(0.5 * jnp.sum(delta**2, axis=(0, 2)) + spec.precision * output_loss(y_hat, y, spec.loss))
-    return jnp.einsum("jlbn,bj->lbn", jac, c, precision=hi), energy
+    basis = jnp.broadcast_to(eye[:, None, :], (n_out, b, n_out)).reshape((n_out,) + y_hat.shape)
+    (jac,) = jax.vmap(vjp)(basis)  # leaves (O, K, B, ...): jac[j, k, b] = ∂ŷ_bj/∂δ_k,b
+    jl, dl = jax.tree_util.tree_leaves(jac), jax.tree_util.tree_leaves(delta)
+    k = sum(jnp.einsum("jlbn,klbn->bjk", _flat(j, 1), _flat(j, 1), precision=_HI) for j in jl)
+    j_delta = sum(jnp.einsum("jlbn,lbn->bj", _flat(j, 1), _flat(d, 0), precision=_HI) for j, d in zip(jl, dl))
+    g, a = _output_derivatives(y_hat, y, spec)
+    rhs = j_delta + jnp.einsum("bjk,bk->bj", k, g, precision=_HI)
+    u = jnp.linalg.solve(eye + jnp.einsum("bjk,bkm->bjm", k, a, precision=_HI), rhs[..., None])[..., 0]
+    c = jnp.einsum("bjk,bk->bj", a, u, precision=_HI) - g
+    new = jax.tree_util.tree_map(
+        lambda j: jnp.einsum("jlbn,bj->lbn", _flat(j, 1), c, precision=_HI).reshape(j.shape[1:]), jac)
+    energy = jnp.mean(0.5 * batch_sum_squares(delta) + spec.precision * output_loss(y_hat, y, spec.loss))
+    return new, energy
 
 
-class NewtonSolver(AbstractModelSolver):
+def check_supervised(solver, problem) -> None:
+    if not problem.supervised:
+        raise ValueError(f"{type(solver).__name__} supports mode='supervised' only")
+
+
+class NewtonSolver(AbstractSolver):
     r"""Gauss–Newton inference in the prediction errors (see :mod:`pclab.inference.newton`).
 
     ``infer(..., max_steps=k)`` takes up to k steps, stopping early when
@@ -96,27 +102,20 @@ class NewtonSolver(AbstractModelSolver):
     backward passes per step.
     """
 
-    def solve(self, model, x, y, spec, z0, max_steps, rtol, atol, record_energy=False) -> Solution:
-        if z0 is None:  # the feedforward pass: all prediction errors are zero
-            delta0 = jnp.zeros((model.depth - 1, x.shape[0], model.width), x.dtype)
-        else:
-            delta0 = hidden_errors(model, z0, x)
+    step_size: ClassVar[str | None] = None
 
-        def cond(carry):
-            step, _, _, status, _ = carry
-            return (step < max_steps) & (status == int(Status.MAX_STEPS))
+    def check(self, problem):
+        check_supervised(self, problem)
 
-        def body(carry):
-            step, delta, _, _, trace = carry
-            new, energy = gauss_newton_errors(model, x, y, delta, spec)
-            if record_energy:
-                trace = trace.at[step].set(energy)
-            norm = rms(new - delta)
-            done = norm <= atol + rtol * rms(new)
-            return step + 1, new, norm, step_status(norm, done), trace
+    def init(self, problem, free):
+        return hidden_errors(problem.model, free, problem.x), None
 
-        trace0 = jnp.full((max_steps,), jnp.nan, delta0.dtype) if record_energy else None
-        carry = (jnp.asarray(0, jnp.int32), delta0, jnp.asarray(jnp.inf, delta0.dtype),
-                 jnp.asarray(int(Status.MAX_STEPS), jnp.int32), trace0)
-        steps, delta, norm, status, trace = jax.lax.while_loop(cond, body, carry)
-        return Solution(model.activities(x, delta), None, status, steps, norm, trace)
+    def step(self, problem, u, state):
+        new, _ = gauss_newton_errors(problem.model, problem.x, problem.y, u, problem.spec)
+        return jax.tree_util.tree_map(jnp.subtract, new, u), state
+
+    def free(self, problem, u):
+        return problem.model.activities(problem.x, u)
+
+    def passes(self, n_outputs):
+        return 1.0 + 3.0 * n_outputs  # calibrated on the depth-128 profile (benchmarks/README.md)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, PyTree
 
 from ..options import Status
 
@@ -14,7 +14,8 @@ class Solution(eqx.Module):
     """What :func:`pclab.infer` returns.
 
     Attributes:
-        z: equilibrium hidden activities, (L−1, B, N).
+        z: equilibrium hidden activities, the structure of ``model.activities(x)``
+            (e.g. (L−1, B, N) for a dense PCN).
         latent: the free input activity (B, D) in generative mode, else ``None``.
         status: int32 scalar, a :class:`pclab.Status` (0 converged, 1 step cap, 2 non-finite).
         steps: int32 scalar, the number of solver steps taken.
@@ -23,8 +24,8 @@ class Solution(eqx.Module):
             or ``None`` unless ``record_energy=True``.
     """
 
-    z: Float[Array, "L-1 B N"]
-    latent: Float[Array, "B D"] | None
+    z: PyTree[Array]
+    latent: PyTree[Array] | None
     status: Int[Array, ""]
     steps: Int[Array, ""]
     update_norm: Float[Array, ""]
@@ -46,3 +47,8 @@ def rms(tree) -> Array:
     """Root mean square over all entries of an array or pytree of arrays."""
     leaves = jax.tree_util.tree_leaves(tree)
     return jnp.sqrt(sum(jnp.sum(jnp.square(t)) for t in leaves) / sum(t.size for t in leaves))
+
+
+def all_finite(tree) -> Array:
+    """Whether every entry of a pytree of arrays is finite (a boolean scalar)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(t)) for t in jax.tree_util.tree_leaves(tree)]))

@@ -1,17 +1,21 @@
-r"""Inference solvers: one interface for every way of descending the energy in the activities.
+r"""Inference solvers: one interface for every way of descending the energy.
 
-A solver sees the activities ``z`` (any pytree) and a function ``grad_fn(z) = ∇_z E`` and
-proposes an update Δz; :func:`pclab.infer` applies ``z ← z + Δz`` in one compiled loop and
-stops on the size of Δz. Interface::
+A solver works in its own coordinates u (the activities themselves for gradient methods, the
+prediction errors for Gauss–Newton) on an :class:`InferenceProblem`::
 
-    state = solver.init(z)
-    dz, state = solver.step(grad_fn, z, state)
+    u, state = solver.init(problem, free)      # free: the starting free variables
+    du, state = solver.step(problem, u, state)  # infer() applies u ← u + du
+    free = solver.free(problem, u)              # back to the free variables
+
+:func:`pclab.infer` runs every solver in the same compiled loop and stops on the size of
+du. Each solver class declares ``name`` (its CLI name), ``step_size`` (the field that
+``--activity-lr`` sets, or ``None``) and ``passes`` (its cost per step in layer passes, for
+the cost model).
 """
 
 from __future__ import annotations
 
-import abc
-from typing import Any, Callable
+from typing import Any, ClassVar
 
 import diffrax
 import equinox as eqx
@@ -19,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-GradFn = Callable[[Any], Any]
+from .problem import InferenceProblem
 
 
 def _check_positive(name, value, what):
@@ -35,11 +39,24 @@ def _tree_scale(a, tree):
 class AbstractSolver(eqx.Module):
     """Base class of inference solvers (see module docstring)."""
 
-    @abc.abstractmethod
-    def init(self, z) -> Any: ...
+    step_size: ClassVar[str | None] = "lr"
+    max_useful_steps: ClassVar[int | None] = None  # e.g. 1 for a direct solve
 
-    @abc.abstractmethod
-    def step(self, grad_fn: GradFn, z, state) -> tuple[Any, Any]: ...
+    def check(self, problem: InferenceProblem) -> None:
+        """Raise ``ValueError`` if the solver cannot run ``problem`` (at trace time)."""
+
+    def init(self, problem: InferenceProblem, free) -> tuple[Any, Any]:
+        return free, None
+
+    def step(self, problem: InferenceProblem, u, state) -> tuple[Any, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def free(self, problem: InferenceProblem, u):
+        return u
+
+    def passes(self, n_outputs: int) -> float:
+        """Layer passes per inference step (a forward and a transposed pass = 2)."""
+        return 2.0
 
 
 class GradientDescent(AbstractSolver):
@@ -50,11 +67,8 @@ class GradientDescent(AbstractSolver):
     def __check_init__(self):
         _check_positive("lr", self.lr, "activity step size")
 
-    def init(self, z):
-        return None
-
-    def step(self, grad_fn, z, state):
-        return _tree_scale(-self.lr, grad_fn(z)), state
+    def step(self, problem, u, state):
+        return _tree_scale(-self.lr, problem.grad(u)), state
 
 
 class OptaxSolver(AbstractSolver):
@@ -62,12 +76,11 @@ class OptaxSolver(AbstractSolver):
 
     optimizer: optax.GradientTransformation = eqx.field(static=True)
 
-    def init(self, z):
-        return self.optimizer.init(z)
+    def init(self, problem, free):
+        return free, self.optimizer.init(free)
 
-    def step(self, grad_fn, z, state):
-        updates, state = self.optimizer.update(grad_fn(z), state, z)
-        return updates, state
+    def step(self, problem, u, state):
+        return self.optimizer.update(problem.grad(u), state, u)
 
 
 def heavy_ball(lr, momentum: float = 0.9) -> OptaxSolver:
@@ -84,22 +97,20 @@ class ODESolver(AbstractSolver):
     Each step costs as many gradient evaluations as the solver has stages.
     """
 
+    step_size: ClassVar[str | None] = "dt"
+
     dt: float = 0.1
     solver: diffrax.AbstractSolver = diffrax.Heun()
 
     def __check_init__(self):
         _check_positive("dt", self.dt, "ODE step size")
 
-    def _term(self, grad_fn):
-        return diffrax.ODETerm(lambda t, z, args: _tree_scale(-1.0, grad_fn(z)))
+    def step(self, problem, u, state):
+        term = diffrax.ODETerm(lambda t, z, args: _tree_scale(-1.0, problem.grad(z)))
+        solver_state = self.solver.init(term, 0.0, self.dt, u, None)
+        u1, _, _, _, _ = self.solver.step(term, 0.0, self.dt, u, None, solver_state, made_jump=True)
+        return jax.tree_util.tree_map(jnp.subtract, u1, u), state
 
-    def init(self, z):
-        # A dummy term with the right structure: Runge–Kutta solvers keep no data-dependent state
-        # except for FSAL solvers, whose first stage is recomputed (made_jump=True) each step.
-        return None
-
-    def step(self, grad_fn, z, state):
-        term = self._term(grad_fn)
-        solver_state = self.solver.init(term, 0.0, self.dt, z, None)
-        z1, _, _, _, _ = self.solver.step(term, 0.0, self.dt, z, None, solver_state, made_jump=True)
-        return jax.tree_util.tree_map(jnp.subtract, z1, z), state
+    def passes(self, n_outputs):
+        tableau = getattr(self.solver, "tableau", None)
+        return 2.0 * (1 + len(tableau.c)) if tableau is not None else 4.0  # 2 per stage

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..nn.pcn import PCN, layer_maps
+from ..nn.dense import PCN, layer_maps
 
 
 def _float_dtype(*arrays) -> jnp.dtype:

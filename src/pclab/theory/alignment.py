@@ -1,4 +1,4 @@
-r"""How close PC weight gradients are to BP gradients (science.md §3).
+r"""How close PC weight gradients are to BP gradients (arXiv 2602.07697).
 
 For a pclab model θ and a batch (x, y) the PC gradient is ∇_θ F(θ, z*) at the activity
 equilibrium z* (= ∇_θ F* by the envelope theorem) and the BP gradient is ∇_θ L of the
@@ -6,8 +6,8 @@ feedforward loss. Their cosine similarity
 
     cos(g_PC, g_BP) = ⟨g_PC, g_BP⟩ / (‖g_PC‖ ‖g_BP‖)
 
-is reported over all parameters and per layer (input W_1, each hidden W_l, output W_L; a
-layer's bias counts with its weights); it is 0 where a gradient is exactly zero (an update of
+is reported over all parameters and per layer (:meth:`AbstractPCN.layers`: for a dense PCN
+input W_1, each hidden W_l, output W_L, a layer's bias counting with its weights); it is 0 where a gradient is exactly zero (an update of
 zero has no component along the other). Inference that stops early leaves layers far from the
 output with a zero PC gradient: T GD steps from the feedforward pass reach only the top T
 hidden layers, one Newton step reaches them all. For linear models F* = ½ rᵀS⁻¹r, so the cosine → 1
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from ..energy import EnergySpec
 from ..inference import AbstractSolver, ExactSolver, OptaxSolver, heavy_ball, infer
 from ..learning import bp_grad, pc_weight_grad
-from ..nn.pcn import PCN, layer_maps
+from ..nn.dense import PCN, layer_maps
 from ..options import OutputLoss, Status
 from .equilibrium import equilibrium_activities
 
@@ -70,16 +70,9 @@ def cosine_similarity(a, b) -> jax.Array:
     return jnp.where(den > 0, dot / jnp.where(den > 0, den, 1.0), 0.0)
 
 
-def _layers(g: PCN) -> tuple[list, list[list], list]:
-    hidden = [[g.w_hidden[k]] + ([] if g.b_hidden is None else [g.b_hidden[k]]) for k in range(g.w_hidden.shape[0])]
-    first = [g.w_in] + ([] if g.b_in is None else [g.b_in])
-    last = [g.w_out] + ([] if g.b_out is None else [g.b_out])
-    return first, hidden, last
-
-
 @eqx.filter_jit
 def _alignment(model, x, y, solver, spec, max_steps, rtol, atol):
-    bias_free = all(b is None for b in (model.b_in, model.b_hidden, model.b_out))
+    bias_free = isinstance(model, PCN) and all(b is None for b in (model.b_in, model.b_hidden, model.b_out))
     if isinstance(solver, ExactSolver) and bias_free:  # closed form: same z*, cheaper to compile
         z = jnp.stack(equilibrium_activities(layer_maps(model), x, y, spec.precision))
         status, steps = jnp.asarray(int(Status.CONVERGED)), jnp.asarray(1)
@@ -88,12 +81,10 @@ def _alignment(model, x, y, solver, spec, max_steps, rtol, atol):
         z, status, steps = sol.z, sol.status, sol.steps
     g_pc = eqx.filter(pc_weight_grad(model, z, x, y, spec), eqx.is_array)
     g_bp = eqx.filter(bp_grad(model, x, y, spec), eqx.is_array)
-    (p_in, p_hid, p_out), (b_in, b_hid, b_out) = _layers(g_pc), _layers(g_bp)
-    per_hidden = jnp.stack([cosine_similarity(p, b) for p, b in zip(p_hid, b_hid)]) if p_hid else jnp.zeros((0,))
+    per_layer = jnp.stack([cosine_similarity(p, b) for p, b in zip(model.layers(g_pc), model.layers(g_bp))])
     norm = lambda t: jnp.sqrt(sum(jnp.vdot(u, u) for u in jax.tree_util.tree_leaves(t)))  # noqa: E731
     return dict(
-        cosine=cosine_similarity(g_pc, g_bp), input=cosine_similarity(p_in, b_in), hidden=per_hidden,
-        output=cosine_similarity(p_out, b_out), status=status, steps=steps,
+        cosine=cosine_similarity(g_pc, g_bp), per_layer=per_layer, status=status, steps=steps,
         pc_norm=norm(g_pc), bp_norm=norm(g_bp),
     )
 
@@ -112,7 +103,7 @@ def pc_bp_alignment(
     """Cosine similarity of the PC gradient at equilibrium and the BP gradient of ``model``.
 
     Args:
-        model: any pclab PCN (linear or not). x: (B, D). y: (B, O).
+        model: any :class:`pclab.nn.AbstractPCN` (linear or not); x, y: a batch for it.
         solver: ``'exact'`` / ``pclab.ExactSolver()`` (linear model, MSE output: the closed form
             of :func:`equilibrium_activities` when bias-free, else pclab's exact solver), any
             pclab solver, or None = exact when possible, else :func:`momentum_solver`.
@@ -137,9 +128,9 @@ def pc_bp_alignment(
     out = _alignment(model, x, y, solver, spec, max_steps, rtol, atol)
     return GradientAlignment(
         cosine=float(out["cosine"]),
-        input=float(out["input"]),
-        hidden=tuple(float(c) for c in out["hidden"]),
-        output=float(out["output"]),
+        input=float(out["per_layer"][0]),
+        hidden=tuple(float(c) for c in out["per_layer"][1:-1]),
+        output=float(out["per_layer"][-1]),
         converged=int(out["status"]) == int(Status.CONVERGED),
         infer_steps=int(out["steps"]),
         pc_norm=float(out["pc_norm"]),

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..energy import EnergySpec
 from ..inference import AbstractSolver
-from ..nn.pcn import layer_maps
+from ..nn.dense import layer_maps
 from .alignment import pc_bp_alignment
 from .random_maps import random_pcn
 from .rescaling import rescaling_deviation

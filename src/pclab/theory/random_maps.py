@@ -17,9 +17,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from ..nn.pcn import PCN
+from ..nn.dense import PCN
 from ..options import Activation, parse_option
-from ..params import WeightInit, get_param
+from ..params import ParamInfo, Role, WeightInit, get_param
 
 
 def _draw(rng: np.random.Generator, init: WeightInit, shape: tuple[int, ...]) -> np.ndarray:
@@ -35,8 +35,8 @@ def _weights(seed, d_in, width, depth, d_out, param, skips):
             raise ValueError(f"{name}={v!r} is not valid; expected an integer >= {lo}")
     p = get_param(param)
     rng = np.random.default_rng(seed)
-    ws = (_draw(rng, p.weight_init, (width, d_in)), _draw(rng, p.weight_init, (depth - 2, width, width)),
-          _draw(rng, p.weight_init, (d_out, width)))
+    init = p.weight_init(ParamInfo(Role.HIDDEN, width))
+    ws = (_draw(rng, init, (width, d_in)), _draw(rng, init, (depth - 2, width, width)), _draw(rng, init, (d_out, width)))
     return ws, p.multipliers(d_in, width, depth, bool(skips))
 
 

@@ -25,7 +25,7 @@ import optax
 
 from ..energy import EnergySpec
 from ..learning import InferenceConfig, make_train_step
-from ..nn.pcn import PCN, layer_maps
+from ..nn.dense import PCN, layer_maps
 from .equilibrium import equilibrated_energy
 
 

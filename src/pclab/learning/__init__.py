@@ -1,0 +1,24 @@
+"""Learning: rules (PC, BP, …) as objects, jitted training steps and evaluation."""
+
+from .evaluate import Evaluation, batched_means, eval_sums, evaluate
+from .rules import (
+    BP,
+    LEARNING_RULES,
+    PC,
+    AbstractLearningRule,
+    InferenceConfig,
+    StepInfo,
+    bp_grad,
+    bp_loss_and_grad,
+    get_rule,
+    pc_energy_and_weight_grad,
+    pc_weight_grad,
+)
+from .step import apply_grads, make_train_step, scale_updates, train_grads, update_scales
+
+__all__ = [
+    "AbstractLearningRule", "PC", "BP", "LEARNING_RULES", "get_rule", "InferenceConfig", "StepInfo",
+    "pc_weight_grad", "pc_energy_and_weight_grad", "bp_grad", "bp_loss_and_grad",
+    "train_grads", "apply_grads", "make_train_step", "scale_updates", "update_scales",
+    "Evaluation", "evaluate", "eval_sums", "batched_means",
+]
