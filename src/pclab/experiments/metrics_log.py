@@ -1,10 +1,10 @@
-"""``metrics.jsonl``: one JSON object per evaluation, appended and fsynced line by line."""
+"""``metrics.jsonl``: one JSON object per evaluation. Every write replaces the whole file
+atomically (temporary file, fsync, rename), so the file always holds complete rows."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +33,23 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _write(path: Path, rows: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps({k: _clean(v) for k, v in r.items()}) + "\n" for r in rows))
+
+
 def append_metrics(path: Path, row: dict[str, Any]) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Add one row: the file with the row appended replaces the old one atomically (a run has
+    tens of evaluations, so rewriting is cheap)."""
+    _write(path, read_metrics(path) + [row])
+
+
+def reset_metrics(path: Path) -> None:
+    """An empty metrics file, written atomically."""
+    atomic_write_text(path, "")
 
 
 def truncate_metrics(path: Path, last_step: int) -> list[dict[str, Any]]:
     """Keep only rows with ``step <= last_step`` (used when resuming); rewrite atomically."""
     rows = [r for r in read_metrics(path) if r.get("step", 0) <= last_step]
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    _write(path, rows)
     return rows

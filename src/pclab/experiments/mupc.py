@@ -1,4 +1,4 @@
-r"""Reproductions of the μPC paper (arXiv 2505.13124, science.md §1).
+r"""Reproductions of the μPC paper (arXiv 2505.13124).
 
 * ``mupc-depth``: accuracy versus depth of ReLU residual nets trained for one epoch with
   standard PC (SP), μPC and BP with Depth-μP, on MNIST and Fashion-MNIST.

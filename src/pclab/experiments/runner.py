@@ -41,7 +41,7 @@ from ..options import Status
 from ..params import get_param
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ModelKind, TrainConfig
-from .metrics_log import append_metrics, read_metrics, truncate_metrics
+from .metrics_log import append_metrics, read_metrics, reset_metrics, truncate_metrics
 
 
 class RunError(Exception):
@@ -190,7 +190,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, progres
         start, wall0 = meta, meta["wall_time"]
         rows = truncate_metrics(out / "metrics.jsonl", meta["step"])
     elif not resume or not (out / "metrics.jsonl").exists():
-        (out / "metrics.jsonl").write_text("")
+        reset_metrics(out / "metrics.jsonl")
     else:
         truncate_metrics(out / "metrics.jsonl", -1)
 

@@ -1,4 +1,4 @@
-r"""Reproductions of the theory figures (science.md §§1–3): saddles, F* and the width/depth limit.
+r"""Reproductions of the theory figures (arXiv 2408.11979 and 2602.07697): saddles, F* and the width/depth limit.
 
 Each ``fn(out, quick) -> dict`` writes a PNG and a CSV under ``out`` and returns a summary.
 Everything runs in float64 inside ``jax.enable_x64(True)`` (no global config change).

@@ -48,8 +48,8 @@ def infer(
     ``rms(Δu) ≤ atol + rtol·rms(u)`` (converged), ``max_steps`` steps (step cap), or a
     non-finite update (which raises if ``throw``; else ``status = NONFINITE``). With
     ``rtol = atol = 0`` (the default) it runs exactly ``max_steps`` steps and checks for
-    non-finite values once, at the end (as a ``lax.scan``, unrolled if the model asks for it:
-    :attr:`AbstractPCN.loop_unroll`). A direct solver (``ExactSolver``) takes one step and
+    non-finite values once, at the end (unrolled if the model asks for it:
+    :attr:`AbstractPCN.unroll_inference`). A direct solver (``ExactSolver``) takes one step and
     reports ``CONVERGED``.
 
     Args:
@@ -100,9 +100,8 @@ def infer(
     trace0 = jnp.full((max_steps,), jnp.nan, dtype) if record_energy else None
     last0 = jax.tree_util.tree_map(jnp.zeros_like, u0) if fixed else jnp.asarray(jnp.inf, dtype)
     carry = (jnp.asarray(0, jnp.int32), u0, state0, last0, jnp.asarray(int(Status.MAX_STEPS), jnp.int32), trace0)
-    if fixed:  # a scan, so that models whose layers are slow inside a rolled loop can unroll it
-        carry = jax.lax.scan(lambda c, _: (body(c), None), carry, None, length=max_steps,
-                             unroll=model.loop_unroll)[0]
+    if fixed and model.unroll_inference:  # for models whose layers are slow inside a rolled loop
+        carry = jax.lax.scan(lambda c, _: (body(c), None), carry, None, length=max_steps, unroll=True)[0]
     else:
         carry = jax.lax.while_loop(cond, body, carry)
     steps, u, _, last, status, trace = carry

@@ -64,11 +64,11 @@ class AbstractPCN(eqx.Module):
         return self.output(self.activities(x))
 
     @property
-    def loop_unroll(self) -> bool | int:
-        """How far to unroll fixed-step inference loops (``lax.scan``'s ``unroll``): 1 keeps
-        compile time flat in the number of steps; models whose layers run slowly inside a
-        rolled loop (convolutions on XLA:CPU) return ``True``."""
-        return 1
+    def unroll_inference(self) -> bool:
+        """Whether fixed-step inference is unrolled: ``False`` (a rolled loop) keeps compile
+        time flat in the number of steps; models whose layers run slowly inside a rolled loop
+        (convolutions on XLA:CPU) return ``True``."""
+        return False
 
     @property
     def linear(self) -> bool:

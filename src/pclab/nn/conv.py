@@ -66,8 +66,8 @@ class ConvPCN(AbstractPCN):
         return 1 + len(self.down) + self.n_blocks + 1
 
     @property
-    def loop_unroll(self) -> bool | int:
-        return True if self.unroll else 1
+    def unroll_inference(self) -> bool:
+        return self.unroll
 
     @property
     def linear(self) -> bool:

@@ -1,4 +1,4 @@
-r"""Closed forms of the activity equilibrium of a deep linear PCN (science.md §2, Theorem 1).
+r"""Closed forms of the activity equilibrium of a deep linear PCN (arXiv 2408.11979, Theorem 1).
 
 For one example, write the errors e_l = z_l − B_l z_{l−1} (l < L) and e_L = y − B_L z_{L−1}.
 Then z_l = ẑ_l + Σ_{k≤l} B_l ⋯ B_{k+1} e_k and the residual r = y − ŷ = Σ_{l<L} J_l e_l + e_L

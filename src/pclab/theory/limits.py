@@ -1,4 +1,4 @@
-r"""Width × depth sweeps of the quantities that govern the PC → BP limit (science.md §3).
+r"""Width × depth sweeps of the quantities that govern the PC → BP limit (arXiv 2602.07697, §3).
 
 For each hidden-layer count H (depth L = H + 1 weight layers) and width N, and a few random
 initialisations (:func:`random_pcn`, μPC by default), :func:`alignment_grid` records

@@ -1,4 +1,4 @@
-r"""The rescaling matrix S of the equilibrated PC energy (science.md §2–3).
+r"""The rescaling matrix S of the equilibrated PC energy (arXiv 2408.11979, Theorem 1; arXiv 2602.07697).
 
 For layer maps B_1..B_L (each (out, in)) let J_l = B_L ⋯ B_{l+1} = ∂ŷ/∂z_l, shape
 (d_out, n_l), for l = 1..L−1 (J_{L−1} = B_L). With output precision λ > 0,
