@@ -23,7 +23,7 @@ from pclab.data.errors import ChecksumMismatch, DatasetUnavailable, IDXFormatErr
 from pclab.data.fashion_mnist import FASHION_CLASSES
 from pclab.data.idx import read_idx, write_idx
 from pclab.data.mnist import MNIST_PKL_SHA256
-from pclab.data.registry import DATASETS, dataset_size, load_dataset
+from pclab.data.registry import DATASETS, dataset_image_shape, dataset_size, load_dataset
 from pclab.data.safe_pickle import safe_loads
 from pclab.data.synthetic import gaussian_blobs, teacher_classification, teacher_regression
 
@@ -40,6 +40,7 @@ __all__ = [
     "batches",
     "cached_arrays",
     "dataset_size",
+    "dataset_image_shape",
     "gaussian_blobs",
     "load_dataset",
     "num_batches",

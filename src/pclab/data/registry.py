@@ -41,6 +41,7 @@ DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "cifar10", "digits", "syn
 # above), known without loading it; the synthetic sets' come from their generators' defaults.
 _FIXED_SIZES = {"mnist": (60_000, 784), "fashion-mnist": (60_000, 784), "cifar10": (50_000, 3072),
                 "digits": (1442, 64)}
+_IMAGE_SHAPES = {"mnist": (28, 28, 1), "fashion-mnist": (28, 28, 1), "cifar10": (32, 32, 3), "digits": (8, 8, 1)}
 _ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}
 
 
@@ -80,6 +81,11 @@ def dataset_size(name: str) -> tuple[int, int]:
         raise ValueError(f"name: unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
     defaults = inspect.signature(generators[name]).parameters
     return defaults["n_train"].default, defaults["dim"].default
+
+
+def dataset_image_shape(name: str) -> tuple[int, int, int] | None:
+    """(H, W, C) of one image of data set ``name`` (channels last), or ``None`` for vector data."""
+    return _IMAGE_SHAPES.get(_ALIASES.get(name.lower(), name.lower()))
 
 
 def _vector_dataset(name: str, fn: Callable[..., dict[str, np.ndarray]], options: dict[str, Any]) -> Dataset:

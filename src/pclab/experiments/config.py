@@ -19,13 +19,9 @@ from ..inference import SOLVERS, AbstractSolver, make_solver
 from ..learning import LEARNING_RULES, AbstractLearningRule, get_rule
 from ..options import Activation, OutputLoss, parse_option
 from ..params import PARAMETERISATIONS
+from .models import MODELS
 
 PRESETS_DIR = Path(__file__).parent / "presets"
-
-
-class ModelKind(str, enum.Enum):
-    MLP = "mlp"
-    RESNET = "resnet"
 
 
 class DatasetName(str, enum.Enum):
@@ -44,9 +40,9 @@ class OptimizerName(str, enum.Enum):
 
 
 _ENUMS = {
-    "dataset": DatasetName, "model": ModelKind, "act": Activation, "loss": OutputLoss, "optimizer": OptimizerName,
+    "dataset": DatasetName, "act": Activation, "loss": OutputLoss, "optimizer": OptimizerName,
 }
-REGISTRIES = {"param": PARAMETERISATIONS, "algo": LEARNING_RULES, "solver": SOLVERS}
+REGISTRIES = {"param": PARAMETERISATIONS, "algo": LEARNING_RULES, "solver": SOLVERS, "model": MODELS}
 
 
 @dataclass(frozen=True)
@@ -54,9 +50,12 @@ class TrainConfig:
     """One training run. Defaults: the README's main job (μPC ResNet on MNIST)."""
 
     dataset: DatasetName = DatasetName.MNIST
-    model: ModelKind = ModelKind.RESNET
+    model: str = "resnet"  # a registered model (pclab.experiments.models.MODELS): resnet, mlp, conv
     depth: int = 8
     width: int = 128
+    channels: int = 16  # conv: channels of the first stage (doubled at each later stage)
+    stages: int = 2  # conv: resolution stages (each later one halves H and W)
+    blocks: int = 2  # conv: residual blocks per stage
     act: Activation = Activation.RELU
     param: str = "mupc"  # a registered parameterisation (pclab.PARAMETERISATIONS)
     gamma: float = 1.0
@@ -90,10 +89,13 @@ class TrainConfig:
             if value is not None:
                 registry.get(value)  # fails naming the valid choices
                 object.__setattr__(self, name, str(getattr(value, "value", value)).lower())
-        for name in ("depth", "width", "epochs", "batch_size", "infer_steps", "evals_per_epoch", "checkpoint_every"):
+        for name in ("depth", "width", "epochs", "batch_size", "infer_steps", "evals_per_epoch", "checkpoint_every",
+                     "channels", "stages"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}={v!r} is not valid; expected an integer >= 1")
+        if isinstance(self.blocks, bool) or not isinstance(self.blocks, int) or self.blocks < 0:
+            raise ValueError(f"blocks={self.blocks!r} is not valid; expected an integer >= 0")
         if self.depth < 2:
             raise ValueError(f"depth={self.depth} is not valid; expected an integer >= 2 (weight layers)")
         if self.n_train is not None and (not isinstance(self.n_train, int) or self.n_train < self.batch_size):

@@ -35,12 +35,12 @@ from ..energy import EnergySpec, layer_energies
 from ..inference import infer
 from ..inference import has_step_size
 from ..learning import InferenceConfig, evaluate, make_train_step, scale_updates
-from ..nn.dense import mlp, resnet
 from ..io import atomic_write_json
 from ..options import Status
 from ..params import get_param
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ModelKind, TrainConfig
+from .config import TrainConfig
+from .models import MODELS
 from .metrics_log import append_metrics, read_metrics, reset_metrics, truncate_metrics
 
 
@@ -50,7 +50,7 @@ class RunError(Exception):
 
 @dataclass
 class RunData:
-    """Device arrays of one data set: inputs (n, D) and one-hot targets (n, K)."""
+    """Device arrays of one data set: inputs (n, D) or images (n, H, W, C), one-hot targets (n, K)."""
 
     x_train: jax.Array
     y_train: jax.Array
@@ -58,8 +58,9 @@ class RunData:
     y_test: jax.Array
 
     @property
-    def d_in(self) -> int:
-        return self.x_train.shape[1]
+    def d_in(self) -> int | tuple[int, ...]:
+        """The input dimension D, or the image shape (H, W, C) for image inputs."""
+        return self.x_train.shape[1] if self.x_train.ndim == 2 else tuple(self.x_train.shape[1:])
 
     @property
     def n_classes(self) -> int:
@@ -74,15 +75,21 @@ def load_run_data(config: TrainConfig) -> RunData:
     for split, arr in (("train", ds.x_train), ("test", ds.x_test)):
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"data set {config.dataset.value!r}: the {split} inputs contain NaN or inf values")
-    return RunData(jnp.asarray(ds.x_train[:n]), jnp.asarray(ds.one_hot("train")[:n]),
-                   jnp.asarray(ds.x_test), jnp.asarray(ds.one_hot("test")))
+    x_train, x_test = ds.x_train[:n], ds.x_test
+    if MODELS.get(config.model).images:
+        image = pdata.dataset_image_shape(config.dataset.value)
+        if image is None:
+            raise ValueError(f"--model {config.model} needs a data set of images; {config.dataset.value!r} has "
+                             f"flat inputs of shape {tuple(ds.image_shape)}")
+        x_train, x_test = x_train.reshape((-1, *image)), x_test.reshape((-1, *image))
+    return RunData(jnp.asarray(x_train), jnp.asarray(ds.one_hot("train")[:n]),
+                   jnp.asarray(x_test), jnp.asarray(ds.one_hot("test")))
 
 
-def build_model(config: TrainConfig, d_in: int, d_out: int):
-    """The model of ``config`` (initialised from ``PRNGKey(seed)``)."""
-    build = resnet if config.model is ModelKind.RESNET else mlp
-    return build(jax.random.PRNGKey(config.seed), d_in, config.width, config.depth, d_out,
-                 act=config.act, param=get_param(config.param, config.gamma), bias=config.bias)
+def build_model(config: TrainConfig, d_in, d_out: int):
+    """The model of ``config`` (initialised from ``PRNGKey(seed)``) for inputs of dimension
+    ``d_in`` (or image shape (H, W, C)) and ``d_out`` classes."""
+    return MODELS.get(config.model).build(config, d_in, d_out)
 
 
 def build_optimizer(config: TrainConfig, model, learning_rate=None) -> optax.GradientTransformation:
@@ -176,10 +183,16 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, progres
     Returns the summary dict (also written to ``summary.json``).
     """
     out = Path(out)
+    created = not resume and not out.exists()
     _check_out(out, resume)
     if resume:
         config = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
-    p = prepare(config)  # data errors surface before anything is written
+    try:
+        p = prepare(config)  # data errors surface before anything is written
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # leave nothing behind
+        raise
     if not resume:
         atomic_write_json(out / "config.json", config.to_dict())
 

@@ -17,15 +17,17 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import equinox as eqx
 import jax
 
+from .. import data as pdata
 from ..bench import matmul_throughput
 from ..data import dataset_size
 from ..io import atomic_write_csv, atomic_write_json
-from ..nn.dense import count_matmul_flops
 from ..report.figures import panels, save_figure
 from .config import TrainConfig
 from .lr_grid import GridResult, mean_over_seeds, train_lr_grids
+from .models import MODELS
 from .runner import RunError, build_model, train
 
 VMAP_FIELDS = {"lr", "activity_lr", "seed"}  # grids over these run as one vmapped program
@@ -67,8 +69,9 @@ def estimate_seconds(configs: Iterable[TrainConfig], gflops: float | None = None
     for c in configs:
         n_train, d_in = dataset_size(c.dataset.value)
         steps = c.epochs * (min(c.n_train or n_train, n_train) // c.batch_size)
-        model = jax.eval_shape(lambda: build_model(c, d_in, 10))
-        per_step = _matmul_passes(c) * count_matmul_flops(model, c.batch_size)
+        shape = pdata.dataset_image_shape(c.dataset.value) if MODELS.get(c.model).images else d_in
+        model = eqx.filter_eval_shape(build_model, c, shape, 10)
+        per_step = _matmul_passes(c) * model.matmul_flops(c.batch_size)
         total += steps * per_step / (gflops * 1e9)
     return total
 
