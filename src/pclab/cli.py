@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import pickle
 import sys
 import time
 import types
@@ -240,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train" and args.resume and (args.config or args.preset):
             raise UsageError("pclab train: --resume takes its configuration from the run folder; drop --config/--preset")
         return args.func(args)
-    except (UsageError, ValueError, RunError, DatasetUnavailable, CheckpointError, BudgetExceeded) as e:
+    except (UsageError, ValueError, RunError, DatasetUnavailable, CheckpointError, BudgetExceeded,
+            pickle.UnpicklingError) as e:
         msg = " ".join(str(e).split())
         print(msg if msg.startswith("pclab") else f"pclab: error: {msg}", file=sys.stderr)
         return 2

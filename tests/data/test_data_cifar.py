@@ -114,3 +114,24 @@ def test_wrong_content_is_rejected(tmp_path):
         pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, f, protocol=2)
     with pytest.raises(ValueError, match=r"\[0, 10\)"):
         read_cifar_batch(bad)
+
+
+@pytest.mark.parametrize("kind", ["random bytes", "hostile pickle"])
+def test_cli_refuses_a_bad_cifar_folder_in_one_line(cifar_dir, tmp_path, capsys, kind):
+    """``pclab train --dataset cifar10`` on a corrupt or hostile file: one line naming the
+    file, exit status 2, no run folder, and the hostile call never runs."""
+    from pclab.cli import main
+
+    folder, raw = cifar_dir
+    marker = tmp_path / "executed"
+    if kind == "random bytes":
+        (folder / "data_batch_1").write_bytes(np.random.default_rng(0).bytes(1000))
+    else:
+        with open(folder / "data_batch_1", "wb") as f:
+            pickle.dump({**raw["data_batch_1"], b"labels": _Evil(marker)}, f, protocol=2)
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "cifar10", "--cifar-path", str(folder), "--out", str(out),
+                 "--data-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "data_batch_1" in err[0], err
+    assert not out.exists() and not marker.exists()

@@ -19,6 +19,7 @@ is needed.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +52,17 @@ def read_cifar_batch(file: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarr
         ``(images (n, 32, 32, 3) uint8, labels (n,) uint8)``.
 
     Raises:
-        pickle.UnpicklingError: the pickle names a global other than numpy's array helpers.
+        pickle.UnpicklingError: the pickle names a global other than numpy's array helpers
+            (refused, never called) or is no pickle; the message names the file.
         ValueError: the content is not a CIFAR-10 batch.
     """
-    obj = safe_loads(Path(file).read_bytes(), encoding="bytes")
+    try:
+        obj = safe_loads(Path(file).read_bytes(), encoding="bytes")
+    except pickle.UnpicklingError as e:  # a refused global, or bytes that are no pickle
+        raise pickle.UnpicklingError(f"{file}: {e}; expected a CIFAR-10 batch of cifar-10-batches-py") from None
+    except Exception as e:  # random bytes raise anything from EOFError to UnicodeDecodeError
+        raise ValueError(f"{file}: not a readable CIFAR-10 batch pickle ({type(e).__name__}: {e}); "
+                         "expected the files of the python version, cifar-10-batches-py") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{file}: expected a dict, got {type(obj).__name__}")
     batch = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
