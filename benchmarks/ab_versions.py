@@ -4,7 +4,7 @@
 
 OLD_SRC is the ``src`` folder of another checkout (e.g. ``git worktree add ../old REV``). Its
 package is copied under the name ``pclab_old`` so both import side by side; each timed call
-of one version is followed by one of the other (medians of 10 after 2 warm-ups each), so load
+of one version is followed by one of the other (medians of ``--repeats`` after 2 warm-ups each), so load
 on a shared machine hits both alike. Workload: the μPC ReLU ResNet of ``pclab bench``.
 """
 
@@ -42,6 +42,7 @@ def main() -> None:
     p.add_argument("old_src", type=Path)
     p.add_argument("--solver", choices=["gd", "newton"], default="gd")
     p.add_argument("--depth", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=10)
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
     shutil.copytree(a.old_src / "pclab", tmp / "pclab_old")
@@ -55,7 +56,7 @@ def main() -> None:
     for f in (old, new, old, new):
         f()
     t_old, t_new = [], []
-    for _ in range(10):
+    for _ in range(a.repeats):
         for f, ts in ((old, t_old), (new, t_new)):
             t0 = time.perf_counter()
             f()

@@ -29,7 +29,8 @@ from ..energy import EnergySpec
 from ..learning import InferenceConfig, apply_grads, batched_means, eval_sums, train_grads
 from ..report.figures import heatmap, line_plot
 from .config import TrainConfig
-from .runner import RunData, build_model, build_optimizer, divergence, load_run_data
+from .divergence import Divergence, divergence_kind
+from .runner import RunData, build_model, build_optimizer, load_run_data
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ def train_lr_grids(
             models, states, info = step(models, states, lr_arr, alr_arr, jnp.asarray(alive), seed_of, xs, ys)
             loss = np.asarray(info.loss)
             first_loss = loss if first_loss is None else first_loss
-            alive &= divergence(config, loss, info.status, info.energy, first_loss) == ""
+            alive &= divergence_kind(config, loss, info.status, info.energy, first_loss) == Divergence.NONE
             died_at[(died_at < 0) & ~alive] = t + 1  # 1-based, as in the single-run loop
             losses[t] = np.where(alive, loss, np.nan)
             t += 1

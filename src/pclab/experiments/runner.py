@@ -33,13 +33,12 @@ from tqdm.auto import tqdm
 from .. import data as pdata
 from ..energy import EnergySpec, layer_energies
 from ..inference import infer
-from ..inference import has_step_size
 from ..learning import InferenceConfig, evaluate, make_train_step, scale_updates
 from ..io import atomic_write_json
-from ..options import Status
 from ..params import get_param
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .divergence import Divergence, divergence, divergence_kind  # noqa: F401  (divergence: re-exported)
 from .models import MODELS
 from .metrics_log import append_metrics, read_metrics, reset_metrics, truncate_metrics
 
@@ -135,31 +134,6 @@ def _diagnose(p: _Prepared, model, config: TrainConfig) -> dict[str, Any]:
     }
 
 
-ENERGY_BLOWUP = 100.0
-LOSS_BLOWUP = 1000.0
-
-
-def divergence(config: TrainConfig, loss, status, energy, initial_loss=None):
-    """Why each step diverged ("" if it did not); elementwise over arrays of step diagnostics.
-
-    From a feedforward start the energy equals λ·loss and inference should lower it; ending
-    above ``ENERGY_BLOWUP`` times that means the activity steps blew up. (Milder overshoot
-    happens late in training as the activity Hessian stiffens, and is harmless.) A finite
-    feedforward loss above ``LOSS_BLOWUP`` times ``initial_loss`` (the first step's) means the
-    weights blew up.
-    """
-    loss, status, energy = (np.asarray(v) for v in (loss, status, energy))
-    blown = config.rule.runs_inference & ~(energy <= ENERGY_BLOWUP * config.precision * loss + 1e-6)
-    grown = np.zeros_like(blown) if initial_loss is None else loss > LOSS_BLOWUP * np.asarray(initial_loss) + 1e-6
-    # Solvers without a step size can only be tamed through the weights.
-    hint = "lower --activity-lr" if has_step_size(config.solver_name) else "lower --lr"
-    return np.where(status == Status.NONFINITE, f"inference produced non-finite activities: {hint}",
-                    np.where(~np.isfinite(loss), "the loss became non-finite: lower --lr",
-                             np.where(grown, f"the loss grew over {LOSS_BLOWUP:g}x its first value: lower --lr",
-                                      np.where(blown, f"inference blew up the energy (over 100x its feedforward value): {hint}",
-                                               ""))))
-
-
 def _check_out(out: Path, resume: bool) -> None:
     if resume:
         if not (out / "config.json").is_file():
@@ -236,9 +210,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, progres
             step_no += 1
             loss = float(info.loss)
             first_loss = loss if first_loss is None else first_loss
-            what = str(divergence(config, loss, info.status, info.energy, first_loss))
-            if what:
-                diverged = {"step": step_no, "reason": what}
+            kind = Divergence(int(divergence_kind(config, loss, info.status, info.energy, first_loss)))
+            if kind is not Divergence.NONE:
+                diverged = {"step": step_no, "reason": kind.describe(config), "kind": kind.name.lower()}
                 break
             acc["loss"].append(loss)
             acc["energy"].append(float(info.energy))
@@ -269,6 +243,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, progres
         "wall_seconds": wall(), "diverged": diverged is not None,
         "diverged_step": diverged["step"] if diverged else None,
         "diverged_reason": diverged["reason"] if diverged else None,
+        "diverged_kind": diverged["kind"] if diverged else None,
         "n_params": int(sum(a.size for a in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array)))),
         "backend": jax.default_backend(),
     }
