@@ -9,7 +9,8 @@ from pclab.cli import main
 def test_conv_pcn_learns_digits_as_images(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--model", "conv", "--dataset", "digits", "--epochs", "3", "--channels", "4", "--blocks", "1",
-            "--infer-steps", "4", "--activity-lr", "0.2", "--lr", "0.03", "--batch-size", "32", "--quiet",
+            "--infer-steps", "4", "--activity-lr", "0.2", "--lr", "0.03", "--batch-size", "32", "--evals-per-epoch", "1",
+            "--quiet",
             "--out", str(out)]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())

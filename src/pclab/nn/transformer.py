@@ -10,7 +10,7 @@ Tokens x (B, T) of a vocabulary of V, model width d, ``heads`` heads of d_head =
 
 with causal attention of logit multiplier c. ``pre_norm=False`` drops LN₁, LN₂ and LN_f.
 The activities are one (1 + n_blocks, B, T, d) array; the block parameters are stacked on a
-leading axis (``filter_vmap`` of the block constructor), so the feedforward pass is a
+leading axis (each drawn in one call), so the feedforward pass is a
 ``lax.scan`` and all block predictions are one vmapped call. Roles for the parameterisation:
 W_q, W_k, W_v, W_1 ``hidden`` (fan-in d or d), W_o and W_2 ``residual`` with branch power 1
 (μPC: 1/(√fan_in · n_blocks), the transformer scaling of arXiv 2602.07697), the logit
@@ -201,16 +201,13 @@ def transformer(
     res_o, res_2 = ParamInfo(Role.RESIDUAL, d_model, blocks, 1.0), ParamInfo(Role.RESIDUAL, d_ff, blocks, 1.0)
     k_emb, k_pos, k_out, k_blk = jax.random.split(key, 4)
 
-    def make_block(k):
-        ks = jax.random.split(k, 6)
-        ones, zeros = jnp.ones((d_model,), dtype), jnp.zeros((d_model,), dtype)
-        return TransformerBlock(
-            *(param.init(ks[i], (d_model, d_model), hid, dtype) for i in range(3)),
-            param.init(ks[3], (d_model, d_model), res_o, dtype),
-            param.init(ks[4], (d_ff, d_model), hid, dtype), jnp.zeros((d_ff,), dtype),
-            param.init(ks[5], (d_model, d_ff), res_2, dtype), zeros, (ones, zeros), (ones, zeros))
-
-    stacked = eqx.filter_vmap(make_block)(jax.random.split(k_blk, blocks))
+    ks = jax.random.split(k_blk, 6)
+    n, d, f = blocks, d_model, d_ff
+    ones, zeros = jnp.ones((n, d), dtype), jnp.zeros((n, d), dtype)
+    stacked = TransformerBlock(  # each parameter drawn stacked on the block axis in one call
+        *(param.init(ks[i], (n, d, d), hid, dtype) for i in range(3)), param.init(ks[3], (n, d, d), res_o, dtype),
+        param.init(ks[4], (n, f, d), hid, dtype), jnp.zeros((n, f), dtype),
+        param.init(ks[5], (n, d, f), res_2, dtype), zeros, (ones, zeros), (ones, zeros))
     emb = ParamInfo(Role.EMBEDDING)
     mult = (("q", param.multiplier(hid)), ("o", param.multiplier(res_o)), ("1", param.multiplier(hid)),
             ("2", param.multiplier(res_2)), ("logit", param.multiplier(ParamInfo(Role.ATTENTION, d_model // heads))),
