@@ -18,6 +18,9 @@ from typing import Callable
 MODULES = (
     "pclab.experiments.theory_figures",
     "pclab.experiments.mupc",
+    "pclab.experiments.icl_figures",
+    "pclab.experiments.theory2_figures",
+    "pclab.experiments.conv_theory_figures",
 )
 
 

@@ -1,6 +1,6 @@
 r"""Theory toolkit: closed forms, Hessians, saddles and width/depth limits of the PC energy.
 
-Conventions, uniform across this package (see science.md §§1–3):
+Conventions, uniform across this package (arXiv 2505.13124, 2408.11979, 2602.07697):
 
 * A deep linear network is a list of layer maps B_1..B_L, each (out, in): plain layers
   B_l = a_l W_l, residual hidden layers B_l = I + a_l W_l (``pclab.layer_maps(model)``).
@@ -8,6 +8,13 @@ Conventions, uniform across this package (see science.md §§1–3):
 * Energies and losses are batch means of ½‖·‖² with precision λ on the output term,
   F = 1/(2B) Σ_i [Σ_{l<L} ‖z_l − B_l z_{l−1}‖² + λ‖y − B_L z_{L−1}‖²], as in ``pclab.energy``.
 * J_l = B_L ⋯ B_{l+1}, S = I/λ + Σ_{l=1}^{L−1} J_l J_lᵀ, F* = min_z F = 1/(2B) Σ_i r_iᵀS⁻¹r_i.
+
+Exception: the deep-linear landscape (:mod:`.dln`, :mod:`.dln_kind`, :mod:`.dln_dynamics`; arXiv
+2107.13289) keeps that paper's conventions, X (d_x, n) and Y (d_y, n) with examples in columns and
+L = ‖W_H⋯W_1 X − Y‖²_F without ½ or mean; :mod:`.approximation` and :mod:`.relu_fit` (arXiv
+2206.04360) take functions of x (n, d) on [0,1]^d. :mod:`.orthogonal` and :mod:`.orthogonal_fit`
+(arXiv 2108.05623) take conv kernels (M, C, k, …, k); :mod:`.lcn` and :mod:`.lcn_flow` (arXiv
+2507.06367) take lists of 1-d or 2-d filters and strides.
 
 Every function works in float32 and float64 (use ``with jax.enable_x64(True):`` for
 float64) and raises ``ValueError`` naming the layer and shapes on malformed input.
@@ -20,11 +27,79 @@ from .activity_hessian import (
     dense_equilibrium_activities,
 )
 from .alignment import GradientAlignment, cosine_similarity, momentum_solver, pc_bp_alignment
+from .approximation import (
+    LpError,
+    holder_exponent,
+    holder_rate,
+    loglog_slope,
+    lp_error,
+    monotone_exponent,
+    monotone_rate,
+    pseudo_dimension_shape,
+    uniform_sampler,
+)
+from .dln import critical_point, critical_values, dln_loss, dln_spectrum, partial_product, recover_subset
+from .dln_dynamics import dln_init, planted_data, visited_critical_values
+from .dln_dynamics import gradient_descent as dln_gradient_descent
+from .dln_kind import DLNClassification, dln_gradient, dln_hessian
+from .dln_kind import classify as dln_classify
 from .equilibrium import equilibrated_energy, equilibrium_activities, equilibrium_errors
+from .icl import (
+    ImplicitUpdates,
+    block_with_context,
+    context_free_block,
+    dherin_update,
+    implicit_update_error,
+    implicit_updates,
+    stack_implicit_updates,
+)
+from .icl_metrics import effective_rank, numerical_rank, summed_update_spectrum, update_cosines, update_inner
+from .icl_task import (
+    ICLBatch,
+    ICLTransformer,
+    baseline_predictions,
+    context_sweep,
+    icl_loss,
+    icl_transformer,
+    online_gd,
+    query_predictions,
+    regression_prompts,
+    train_icl,
+)
+from .lcn import end_to_end_filter, fibre_metrics, fibre_point, strided_conv, swapped_factors
+from .lcn import invariants as lcn_invariants
+from .lcn import jacobian as lcn_jacobian
+from .lcn import metric as lcn_metric
+from .lcn_flow import LCNFlow, function_space_flow, parameter_flow, rk4
 from .limits import AlignmentGrid, alignment_grid
 from .linear import end_to_end, feedforward_activities, linear_energy, linear_loss
+from .orthogonal import (
+    OrthogonalityErrors,
+    circular_conv,
+    conv_matrix,
+    fourier_blocks,
+    kernel_gram,
+    orth_regularizer,
+    orthogonal_conv_exists,
+    orthogonality_case,
+    orthogonality_errors,
+    pixel_shuffle_kernel,
+    spectral_error_bound,
+)
+from .orthogonal_fit import OrthFit, boundary_error, fit_orthogonal_kernel, fit_orthogonal_kernels, orth_residual
+from .orthogonal_fit import probe_boundary
 from .rescaling import output_jacobians, rescaling_deviation, rescaling_factor, rescaling_matrix
 from .random_maps import random_layer_maps, random_pcn
+from .relu_fit import (
+    ReluFit,
+    fit_relu,
+    fit_relu_family,
+    monotone_step,
+    relu_apply,
+    relu_init,
+    relu_n_params,
+    weierstrass,
+)
 from .saddle_theory import (
     cross_covariance,
     output_covariance,
@@ -59,4 +134,21 @@ __all__ = [
     "AlignmentGrid", "alignment_grid",
     "small_init", "TrainTrace", "train_trace", "random_layer_maps", "random_pcn",
     "chain_data", "gaussian_regression", "classification_data",
+    "ImplicitUpdates", "implicit_updates", "stack_implicit_updates", "dherin_update", "context_free_block",
+    "block_with_context", "implicit_update_error", "update_inner", "update_cosines", "summed_update_spectrum",
+    "numerical_rank", "effective_rank",
+    "ICLBatch", "ICLTransformer", "icl_transformer", "regression_prompts", "context_sweep", "train_icl", "icl_loss",
+    "query_predictions", "baseline_predictions", "online_gd",
+    "critical_values", "critical_point", "dln_classify", "DLNClassification", "dln_loss", "dln_gradient",
+    "dln_hessian", "dln_spectrum", "partial_product", "recover_subset", "planted_data", "dln_init",
+    "dln_gradient_descent", "visited_critical_values",
+    "pseudo_dimension_shape", "holder_rate", "holder_exponent", "monotone_rate", "monotone_exponent",
+    "loglog_slope", "LpError", "lp_error", "uniform_sampler",
+    "ReluFit", "fit_relu", "fit_relu_family", "relu_apply", "relu_init", "relu_n_params", "weierstrass",
+    "monotone_step",
+    "conv_matrix", "circular_conv", "kernel_gram", "orth_regularizer", "orthogonal_conv_exists", "orthogonality_case",
+    "orthogonality_errors", "OrthogonalityErrors", "spectral_error_bound", "fourier_blocks", "pixel_shuffle_kernel",
+    "OrthFit", "fit_orthogonal_kernel", "fit_orthogonal_kernels", "orth_residual", "boundary_error", "probe_boundary",
+    "strided_conv", "end_to_end_filter", "lcn_invariants", "lcn_jacobian", "lcn_metric", "fibre_point",
+    "fibre_metrics", "swapped_factors", "rk4", "LCNFlow", "parameter_flow", "function_space_flow",
 ]
