@@ -111,9 +111,7 @@ class Parameterisation:
         return super().__new__(cls)
 
     def __post_init__(self):
-        object.__setattr__(self, "name", str(getattr(self.name, "value", self.name)).lower())
-        if self.name not in PARAMETERISATIONS or PARAMETERISATIONS.get(self.name) is not type(self):
-            object.__setattr__(self, "name", _name_of(type(self)))
+        object.__setattr__(self, "name", _name_of(type(self)))  # __new__ chose the class from the name
         g = self.gamma
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not (g > 0 and math.isfinite(g)):
             raise ValueError(f"gamma={g!r} is not valid; expected a finite number > 0")

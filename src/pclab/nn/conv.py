@@ -90,8 +90,8 @@ class ConvPCN(AbstractPCN):
 
             def body(z, kd):
                 k, dk = kd
-                z = self._block(s, z, k)
-                return (z if dk is None else z + dk), z if dk is None else z + dk
+                z = self._block(s, z, k) + (0.0 if dk is None else dk)
+                return z, z
 
             _, zs = jax.lax.scan(body, z0, (ks, None if d is None else d[1:]), unroll=self.unroll)
             stage = jnp.concatenate([z0[None], zs], axis=0)
