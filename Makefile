@@ -32,7 +32,7 @@ run: $(RUN_STAMP)
 	$(BIN)/pclab train
 
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: $(RUN_STAMP)
 	$(BIN)/pclab bench --json

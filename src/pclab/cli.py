@@ -47,7 +47,10 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         t = types_[f.name]
-        if f.name in REGISTRIES:
+        if f.name == "algo_options":
+            p.add_argument("--algo-opt", dest="algo_options", action="append", metavar="NAME=VALUE",
+                           help="a hyperparameter of the learning rule (repeatable), e.g. beta=0.1")
+        elif f.name in REGISTRIES:
             p.add_argument(flag, choices=REGISTRIES[f.name].names(), default=None, help=f"default: {_default(f)}")
         elif isinstance(t, type) and issubclass(t, enum.Enum):
             p.add_argument(flag, choices=choices(t), default=None, help=f"default: {_default(f)}")
@@ -70,11 +73,33 @@ def resolve_config(args: argparse.Namespace):
         values.update(read_preset(args.preset))
     if getattr(args, "config", None):
         values.update(read_toml(args.config))
+    if getattr(args, "algo", None) and getattr(args, "solver", None) is None:
+        from .learning import get_rule
+
+        if not get_rule(args.algo).runs_inference:  # e.g. --algo bp over a PC preset: no solver
+            values.pop("solver", None)
     for f in fields(TrainConfig):
         v = getattr(args, f.name, None)
+        if f.name == "algo_options" and v is not None:
+            v = {**(values.get("algo_options") or {}), **parse_algo_options(v)}
         if v is not None:
             values[f.name] = v
     return TrainConfig.from_dict(values)
+
+
+def parse_algo_options(items: list[str]) -> dict:
+    """``["beta=0.1", "steps=4"]`` → ``{"beta": 0.1, "steps": 4}`` (numbers, true/false, or text)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"--algo-opt {item!r} is not valid; expected NAME=VALUE")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value.strip().lower() if value.strip().lower()
+                                                            in ("true", "false") else value.strip())
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value.strip()
+    return out
 
 
 def cmd_train(args) -> int:
@@ -100,8 +125,6 @@ def cmd_train(args) -> int:
 def parse_grid(items: list[str]) -> dict[str, list]:
     """``["depth=8,16", "param=sp,mupc"]`` → ``{"depth": [8, 16], "param": ["sp", "mupc"]}``,
     each value converted to its TrainConfig field's type."""
-    from .experiments.config import TrainConfig
-
     types_ = _field_types()
     grid: dict[str, list] = {}
     for item in items:

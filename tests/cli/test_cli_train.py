@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -65,6 +64,9 @@ def test_config_file_is_overridden_by_flags(tmp_path, capsys):
         (["train", "--dataset", "cifar10", "--cifar-path", "/nonexistent/cifar"], "cifar"),
         (["train", "--config", "/nonexistent.toml"], "does not exist"),
         (["train", "--lr", "-1", "--dataset", "digits"], "lr=-1.0 is not valid"),
+        (["train", "--algo-opt", "beta=0.1", "--dataset", "digits"], "'beta' not an option of PC"),
+        (["train", "--algo-opt", "beta", "--dataset", "digits"], "--algo-opt 'beta' is not valid; expected NAME=VALUE"),
+        (["train", "--mode", "generative", "--model", "conv", "--dataset", "digits"], "needs a dense model"),
         (["reproduce", "no-such-figure"], "unknown reproduction 'no-such-figure'; available:"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -156,3 +158,42 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     rows_b = [json.loads(x) for x in (cut / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows_a] == [r["step"] for r in rows_b]
     assert [r["test_accuracy"] for r in rows_a] == [r["test_accuracy"] for r in rows_b]
+
+
+def test_mupc_paper_preset_is_the_authors_protocol_in_float64():
+    import jax
+    import jax.numpy as jnp
+
+    from pclab.cli import _Parser, _add_train_flags, resolve_config
+    from pclab.experiments.runner import float_scope, prepare
+
+    p = _Parser()
+    _add_train_flags(p)
+    p.add_argument("--preset")
+    p.add_argument("--config")
+    c = resolve_config(p.parse_args(["--preset", "mupc-paper"]))
+    assert (c.width, c.batch_size, c.lr, c.optimizer.value, c.solver, c.infer_steps, c.bias, c.epochs, c.x64) == \
+        (512, 64, 0.1, "adam", "gd", 8, False, 1, True)
+    assert c.activity_lr * c.batch_size == 0.5  # the authors' step on a batch-mean energy
+    bp = resolve_config(p.parse_args(["--preset", "mupc-128-long", "--algo", "bp"]))
+    assert bp.solver is None and bp.epochs == 5 and bp.depth == 128  # BP drops the preset's solver
+    small = c.replace(dataset="digits", width=8, depth=3)
+    with float_scope(small):
+        prep = prepare(small)
+        leaves = jax.tree_util.tree_leaves(prep.model)
+        assert leaves and all(a.dtype == jnp.float64 for a in leaves)
+        assert prep.data.x_train.dtype == jnp.float64
+    assert prepare(small.replace(x64=False)).data.x_train.dtype == jnp.float32
+
+
+def test_generative_run_reconstructs_better_and_draws_samples(tmp_path, capsys):
+    out = tmp_path / "gen"
+    argv = ["train", "--mode", "generative", "--model", "mlp", "--depth", "3", "--width", "32", "--dataset", "digits",
+            "--epochs", "3", "--act", "tanh", "--param", "sp", "--lr", "1e-3", "--activity-lr", "0.1",
+            "--infer-steps", "10", "--batch-size", "64", "--evals-per-epoch", "1", "--quiet", "--out", str(out)]
+    code, _, err = _run(argv, capsys)
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["recon_mse"] < rows[0]["recon_mse"]  # the reconstruction error falls
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["recon_mse"] == rows[-1]["recon_mse"] and (out / "samples.png").stat().st_size > 0

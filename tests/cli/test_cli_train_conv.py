@@ -26,3 +26,31 @@ def test_conv_needs_images(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs a data set of images" in err[0]
     assert not out.exists()
+
+
+def test_interrupted_conv_run_resumes_to_identical_metrics(tmp_path):
+    """Stop a conv run right after its first evaluation (as a kill would: the last checkpoint
+    is older than the evaluation), resume it, and compare with an uninterrupted run."""
+    import pytest
+
+    from pclab.experiments.config import TrainConfig
+    from pclab.experiments.runner import train
+
+    config = TrainConfig(model="conv", dataset="digits", epochs=1, channels=4, blocks=1, infer_steps=3,
+                         activity_lr=0.2, lr=0.03, batch_size=64, evals_per_epoch=2, checkpoint_every=4)
+
+    class Killed(Exception):
+        pass
+
+    def kill(row):
+        raise Killed
+
+    with pytest.raises(Killed):
+        train(config, tmp_path / "a", progress=False, on_eval=kill)
+    assert json.loads((tmp_path / "a" / "checkpoint.json").read_text())["step"] == 8  # 22 batches: eval at 11
+    resumed = train(config, tmp_path / "a", resume=True, progress=False)
+    whole = train(config, tmp_path / "b", progress=False)
+    rows = [[json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in "ab"]
+    drop = lambda r: {k: v for k, v in r.items() if k != "wall_time"}  # noqa: E731
+    assert [drop(r) for r in rows[0]] == [drop(r) for r in rows[1]] and len(rows[0]) == 2
+    assert resumed["test_accuracy"] == whole["test_accuracy"] and resumed["steps"] == whole["steps"] == 22

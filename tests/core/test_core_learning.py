@@ -97,3 +97,31 @@ def test_scale_updates_multiplies_per_layer():
 def test_unknown_algo_is_rejected():
     with pytest.raises(ValueError, match="algo='ep' is not valid; expected one of 'pc', 'bp'"):
         pclab.make_train_step(optax.sgd(0.1), "ep")
+
+
+@pytest.mark.parametrize("algo", ["pc", "bp"])
+def test_masked_update_is_the_step_when_alive_and_the_identity_when_not(algo):
+    m = pclab.resnet(jax.random.PRNGKey(1), 3, 6, 4, 2)
+    x, y = jax.random.normal(jax.random.PRNGKey(2), (5, 3)), jnp.zeros((5, 2))
+    opt = optax.adam(0.05)
+    state = opt.init(eqx.filter(m, eqx.is_array))
+    rule, spec, inference = pclab.learning.get_rule(algo), pclab.EnergySpec(), pclab.learning.InferenceConfig()
+    want, want_state, _ = rule.update(m, state, x, y, opt, spec, inference)
+    got, got_state, _ = pclab.learning.masked_update(rule, m, state, x, y, jnp.asarray(True), opt, spec, inference)
+    assert np.array_equal(_flat(got), _flat(want))
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(got_state),
+                                                    jax.tree_util.tree_leaves(want_state)))
+    same, same_state, _ = pclab.learning.masked_update(rule, m, state, x, y, jnp.asarray(False), opt, spec, inference)
+    assert np.array_equal(_flat(same), _flat(m)) and not np.array_equal(_flat(same), _flat(want))
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(same_state),
+                                                    jax.tree_util.tree_leaves(state)))
+
+
+def test_rule_options_are_its_fields_and_unknown_ones_are_named():
+    from pclab.experiments.config import TrainConfig
+
+    assert pclab.learning.PC().options() == {}
+    with pytest.raises(ValueError, match="'beta' not an option of PC; valid options: none"):
+        TrainConfig(algo="pc", algo_options={"beta": 0.1})
+    with pytest.raises(ValueError, match="algo_options=.*expected a table"):
+        TrainConfig(algo_options=[1])

@@ -17,6 +17,10 @@ for greyscale, one per channel for CIFAR-10); ``normalise=False`` keeps ``[0, 1]
 Synthetic sets are returned as generated (already of unit scale); ``normalise`` and
 ``cache_dir`` do not affect them or ``digits`` (which is not cached: it ships with
 scikit-learn).
+
+Token-sequence sets (``"python-stdlib"``, ``"dyck"``: next-character / next-token
+prediction) are not `Dataset` objects; they load with `pclab.data.text.load_text_dataset`, and
+`load_dataset` refuses them with a message saying so.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pclab.data.fashion_mnist import load_fashion_mnist_arrays
 from pclab.data.mnist import load_mnist_arrays
 from pclab.data.normalise import normalise_pixels
 from pclab.data.synthetic import gaussian_blobs, teacher_classification
+from pclab.data.text import TEXT_DATASETS
 
 DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "cifar10", "digits", "synthetic", "blobs")
 # Training examples and flattened input size of each set as loaded by default (the table
@@ -143,6 +148,9 @@ def load_dataset(
             provides it.
     """
     key = _ALIASES.get(str(name).lower(), str(name).lower())
+    if key in TEXT_DATASETS:
+        raise ValueError(f"name: {name!r} is a token-sequence data set; load it with "
+                         "pclab.data.load_text_dataset(name, context)")
     if key not in DATASETS:
         raise ValueError(f"name: unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
     if key == "mnist":

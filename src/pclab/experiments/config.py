@@ -17,9 +17,9 @@ import optax
 
 from ..inference import SOLVERS, AbstractSolver, make_solver
 from ..learning import LEARNING_RULES, AbstractLearningRule, get_rule
-from ..options import Activation, OutputLoss, parse_option
+from ..options import Activation, Mode, OutputLoss, parse_option
 from ..params import PARAMETERISATIONS
-from .models import MODELS
+from .models import MODELS, Inputs
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -30,6 +30,13 @@ class DatasetName(str, enum.Enum):
     DIGITS = "digits"
     SYNTHETIC = "synthetic"
     CIFAR10 = "cifar10"
+    PYTHON_STDLIB = "python-stdlib"  # text: next-character prediction (--model transformer)
+    DYCK = "dyck"  # text: a synthetic bracket grammar (--model transformer)
+
+    @property
+    def text(self) -> bool:
+        """Whether this is a token-sequence set (``pclab.data.load_text_dataset``)."""
+        return self in (DatasetName.PYTHON_STDLIB, DatasetName.DYCK)
 
 
 class OptimizerName(str, enum.Enum):
@@ -40,7 +47,7 @@ class OptimizerName(str, enum.Enum):
 
 
 _ENUMS = {
-    "dataset": DatasetName, "act": Activation, "loss": OutputLoss, "optimizer": OptimizerName,
+    "dataset": DatasetName, "act": Activation, "loss": OutputLoss, "optimizer": OptimizerName, "mode": Mode,
 }
 REGISTRIES = {"param": PARAMETERISATIONS, "algo": LEARNING_RULES, "solver": SOLVERS, "model": MODELS}
 
@@ -50,17 +57,22 @@ class TrainConfig:
     """One training run. Defaults: the README's main job (μPC ResNet on MNIST)."""
 
     dataset: DatasetName = DatasetName.MNIST
-    model: str = "resnet"  # a registered model (pclab.experiments.models.MODELS): resnet, mlp, conv
+    model: str = "resnet"  # a registered model (pclab.experiments.models.MODELS): resnet, mlp, conv, transformer
     depth: int = 8
     width: int = 128
     channels: int = 16  # conv: channels of the first stage (doubled at each later stage)
     stages: int = 2  # conv: resolution stages (each later one halves H and W)
-    blocks: int = 2  # conv: residual blocks per stage
+    blocks: int = 2  # conv: residual blocks per stage; transformer: the number of blocks
+    d_model: int = 64  # transformer: the residual stream's width d
+    heads: int = 4  # transformer: attention heads (d_model must be a multiple)
+    context: int = 64  # transformer: positions per window T
     act: Activation = Activation.RELU
     param: str = "mupc"  # a registered parameterisation (pclab.PARAMETERISATIONS)
     gamma: float = 1.0
     bias: bool = False
     algo: str = "pc"  # a registered learning rule (pclab.LEARNING_RULES)
+    algo_options: dict[str, Any] | None = None  # the rule's hyperparameters by name (--algo-opt NAME=VALUE)
+    mode: Mode = Mode.SUPERVISED  # generative: the data at the top, the label (latent) at the bottom
     loss: OutputLoss = OutputLoss.MSE
     precision: float = 1.0
     epochs: int = 5
@@ -73,6 +85,7 @@ class TrainConfig:
     optimizer: OptimizerName = OptimizerName.ADAM
     scale_lr: bool = False
     seed: int = 0
+    x64: bool = False  # train in float64 (the μPC authors' protocol); data and model are cast
     evals_per_epoch: int = 2
     checkpoint_every: int = 200
     n_train: int | None = None  # use only the first n_train training examples
@@ -89,8 +102,10 @@ class TrainConfig:
             if value is not None:
                 registry.get(value)  # fails naming the valid choices
                 object.__setattr__(self, name, str(getattr(value, "value", value)).lower())
+        if self.algo_options is not None and not isinstance(self.algo_options, dict):
+            raise ValueError(f"algo_options={self.algo_options!r} is not valid; expected a table of NAME = VALUE")
         for name in ("depth", "width", "epochs", "batch_size", "infer_steps", "evals_per_epoch", "checkpoint_every",
-                     "channels", "stages"):
+                     "channels", "stages", "d_model", "heads", "context"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}={v!r} is not valid; expected an integer >= 1")
@@ -109,8 +124,17 @@ class TrainConfig:
         if not self.rule.runs_inference and self.solver is not None:
             raise ValueError(f"solver={self.solver!r} cannot be combined with algo={self.algo!r} "
                              f"({self.algo} runs no inference)")
+        self.rule.validate(solver=self.make_solver() if self.rule.runs_inference else None, mode=self.mode)
         if self.solver == "exact" and (self.act is not Activation.LINEAR or self.loss is not OutputLoss.MSE):
             raise ValueError("solver='exact' needs act='linear' and loss='mse'")
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model={self.d_model} is not valid; expected a multiple of heads={self.heads}")
+        if MODELS.get(self.model).tokens != self.dataset.text:
+            kind = "a text data set (python-stdlib, dyck)" if MODELS.get(self.model).tokens else "--model transformer"
+            what = f"model={self.model!r}" if MODELS.get(self.model).tokens else f"dataset={self.dataset.value!r}"
+            raise ValueError(f"{what} needs {kind}")
+        if self.mode is Mode.GENERATIVE and MODELS.get(self.model).inputs is not Inputs.VECTORS:
+            raise ValueError(f"mode='generative' needs a dense model (mlp or resnet); got model={self.model!r}")
         if self.dataset is DatasetName.CIFAR10 and not self.cifar_path:
             raise ValueError("dataset='cifar10' needs cifar_path (a folder holding cifar-10-batches-py files)")
 
@@ -132,8 +156,8 @@ class TrainConfig:
     # ----- derived objects -----------------------------------------------------------------
     @property
     def rule(self) -> AbstractLearningRule:
-        """The learning rule object named by ``algo``."""
-        return get_rule(self.algo)
+        """The learning rule named by ``algo``, with ``algo_options`` applied."""
+        return get_rule(self.algo).with_options(**(self.algo_options or {}))
 
     @property
     def solver_name(self) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 import warnings
+from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -22,15 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import NullLocator
-from tqdm.auto import tqdm
 
 from .. import data as pdata
 from ..energy import EnergySpec
-from ..learning import InferenceConfig, apply_grads, batched_means, eval_sums, train_grads
+from ..learning import batched_means, eval_sums, masked_update
 from ..report.figures import heatmap, line_plot
 from .config import TrainConfig
-from .divergence import Divergence, divergence_kind
-from .runner import RunData, build_model, build_optimizer, load_run_data
+from .divergence import divergence_kind
+from .engine import Hook, TrainLoop
+from .runner import RunData, build_model, build_optimizer, cast_floats, float_scope, run_data, run_spec
 
 
 @dataclass(frozen=True)
@@ -128,22 +128,35 @@ def mean_over_seeds(grids: Sequence[GridResult]) -> GridResult:
         )
 
 
-def _grid_step(config: TrainConfig, spec: EnergySpec, model0):
-    """The vmapped step: (models, states, lrs, activity_lrs, alive, seed index, x, y) → (models, states, info).
-    ``x``, ``y`` hold one batch per seed, (S, B, ·); each model trains on its seed's batch."""
-    algo = config.rule
+def _grid_step(config: TrainConfig, model0):
+    """The grid's step: :func:`pclab.learning.masked_update` vmapped over the members —
+    (models, states, lrs, activity lrs, alive, seed index, xs, ys) → (models, states, info).
+    ``xs``, ``ys`` hold one batch per seed, (S, B, ·); each member trains on its seed's batch."""
+    rule = config.rule
 
     def one(model, state, lr, alr, alive, seed_index, xs, ys):
-        x, y = xs[seed_index], ys[seed_index]
-        inference = InferenceConfig(config.make_solver(alr), config.infer_steps, rtol=config.infer_rtol)
-        grads, info = train_grads(model, x, y, algo, spec, inference)
-        grads = jax.tree_util.tree_map(lambda g: jnp.where(alive, g, 0.0), grads)
-        new_model, new_state = apply_grads(build_optimizer(config, model0, lr), model, state, grads)
-        keep = lambda new, old: jnp.where(alive, new, old)  # noqa: E731
-        return (eqx.combine(jax.tree_util.tree_map(keep, eqx.filter(new_model, eqx.is_array), eqx.filter(model, eqx.is_array)), model),
-                jax.tree_util.tree_map(keep, new_state, state), info)
+        spec, inference = run_spec(config, alr)
+        return masked_update(rule, model, state, xs[seed_index], ys[seed_index], alive,
+                             build_optimizer(config, model0, lr), spec, inference, config.mode)
 
     return eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, 0, 0, 0, 0, None, None)))
+
+
+class _LossTail(Hook):
+    """The training loss of every member over the last ``n`` steps (NaN once diverged)."""
+
+    def __init__(self, n: int):
+        self.tail: deque = deque(maxlen=n)
+
+    def on_step(self, loop, state, info):
+        self.tail.append(np.where(loop.watch.alive, np.asarray(info.loss, float), np.nan))
+
+    def mean(self, members: int) -> np.ndarray:
+        if not self.tail:
+            return np.full(members, math.nan)
+        with warnings.catch_warnings():  # all-NaN columns of diverged points
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(np.asarray(self.tail), axis=0)
 
 
 _grid_eval = eqx.filter_jit(eqx.filter_vmap(eval_sums, in_axes=(0, None, None, None)))
@@ -174,7 +187,8 @@ def train_lr_grids(
     data: RunData | None = None,
     progress: bool | None = None,
 ) -> list[GridResult]:
-    """:func:`train_lr_grid` at each of ``seeds`` (default: ``config.seed``), all in one program.
+    """:func:`train_lr_grid` at each of ``seeds`` (default: ``config.seed``), all in one program
+    (in float64 if ``config.x64``).
 
     Seed s sets both the init and the batch order, as in a single run with ``seed=s``, so each
     returned grid (one per seed, in order) matches separate runs. Cost: one model per
@@ -188,10 +202,15 @@ def train_lr_grids(
     seeds = [config.seed] if seeds is None else list(seeds)
     if not seeds or len(set(seeds)) != len(seeds) or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
         raise ValueError(f"seeds={seeds!r} is not valid; expected a non-empty list of distinct integers")
-    data = load_run_data(config) if data is None else data
+    with float_scope(config):
+        return _train_grids(config, lrs, alrs, seeds, data, progress)
+
+
+def _train_grids(config: TrainConfig, lrs, alrs, seeds, data: RunData | None, progress) -> list[GridResult]:
+    data = run_data(config, data)
     triples = list(itertools.product(range(len(seeds)), lrs, alrs))
     g = len(triples)
-    inits = [build_model(config.replace(seed=s), data.d_in, data.n_classes) for s in seeds]
+    inits = [cast_floats(build_model(config.replace(seed=s), *data.dims(config.mode)), config) for s in seeds]
     model0 = inits[0]
     seed_of = jnp.asarray([t[0] for t in triples], jnp.int32)
     models = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves)[seed_of] if eqx.is_array(leaves[0]) else leaves[0],
@@ -200,41 +219,31 @@ def train_lr_grids(
     alr_arr = jnp.asarray([t[2] for t in triples], jnp.float32)
     states = eqx.filter_vmap(lambda m, lr: build_optimizer(config, model0, lr).init(eqx.filter(m, eqx.is_array)))(models, lr_arr)
     spec = EnergySpec(config.loss, config.precision)
-    step = _grid_step(config, spec, model0)
+    grid_step = _grid_step(config, model0)
+    x, y = data.pairs(config.mode)
+    n_batches = pdata.num_batches(x.shape[0], config.batch_size)
 
-    alive = np.ones(g, bool)
-    died_at = np.full(g, -1)
-    first_loss = None  # each point's first loss: the divergence test's reference
-    n_batches = pdata.num_batches(data.x_train.shape[0], config.batch_size)
-    tail = max(1, n_batches // 10)  # train loss: mean over the last 10% of steps
-    losses = np.zeros((config.epochs * n_batches, g))
-    keys = [jax.random.PRNGKey(s) for s in seeds]
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=config.epochs * n_batches, disable=not show, unit="step", desc=f"grid of {g}")
-    t = 0
-    for epoch in range(config.epochs):
-        orders = [pdata.batches(data.x_train, data.y_train, config.batch_size, key=jax.random.fold_in(k, epoch))
-                  for k in keys]
+    def batches(epoch):  # each seed's own batch order, as in a single run with that seed
+        orders = [pdata.batches(x, y, config.batch_size, key=jax.random.fold_in(jax.random.PRNGKey(s), epoch))
+                  for s in seeds]
         for per_seed in zip(*orders):
-            xs, ys = jnp.stack([b[0] for b in per_seed]), jnp.stack([b[1] for b in per_seed])
-            models, states, info = step(models, states, lr_arr, alr_arr, jnp.asarray(alive), seed_of, xs, ys)
-            loss = np.asarray(info.loss)
-            first_loss = loss if first_loss is None else first_loss
-            alive &= divergence_kind(config, loss, info.status, info.energy, first_loss) == Divergence.NONE
-            died_at[(died_at < 0) & ~alive] = t + 1  # 1-based, as in the single-run loop
-            losses[t] = np.where(alive, loss, np.nan)
-            t += 1
-            bar.update(1)
-            bar.set_postfix(alive=f"{int(alive.sum())}/{g}")
-    bar.close()
-    mean_loss, accuracy = batched_means(lambda xb, yb: _grid_eval(models, xb, yb, spec.loss),
-                                        data.x_test, data.y_test, 1000)
+            yield jnp.stack([b[0] for b in per_seed]), data.target(jnp.stack([b[1] for b in per_seed]))
+
+    def step(state, batch, alive):
+        models, states, info = grid_step(*state, lr_arr, alr_arr, jnp.asarray(alive), seed_of, *batch)
+        return (models, states), info
+
+    tail = _LossTail(max(1, n_batches // 10))  # train loss: mean over the last 10% of steps
+    loop = TrainLoop(step, batches, epochs=config.epochs, n_batches=n_batches, members=g, hooks=[tail],
+                     divergence=lambda info, ref: divergence_kind(config, info.loss, info.status, info.energy, ref),
+                     progress=progress, desc=f"grid of {g}")
+    models, states = loop.run((models, states))
+    x_test, y_test = data.pairs(config.mode, "test")
+    mean_loss, accuracy = batched_means(lambda xb, yb: _grid_eval(models, xb, data.target(yb), spec.loss),
+                                        x_test, y_test, 1000)
+    dead, died_at, t = ~loop.watch.alive, loop.watch.died_at, loop.pos.step
     shape = (len(seeds), len(lrs), len(alrs))
-    dead = ~alive
-    with warnings.catch_warnings():  # all-NaN columns of diverged points
-        warnings.simplefilter("ignore", RuntimeWarning)
-        train_loss = np.nanmean(losses[-tail:], axis=0) if t else np.full(g, math.nan)
-    arrays = [np.where(dead, np.nan, accuracy), np.where(dead, np.inf, mean_loss), train_loss, dead, died_at]
+    arrays = [np.where(dead, np.nan, accuracy), np.where(dead, np.inf, mean_loss), tail.mean(g), dead, died_at]
     arrays = [np.asarray(a).reshape(shape) for a in arrays]
     return [GridResult(tuple(float(v) for v in lrs), tuple(float(v) for v in alrs),
                        *(a[k] for a in arrays[:4]), t, arrays[4][k]) for k in range(len(seeds))]

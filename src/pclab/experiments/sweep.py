@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import equinox as eqx
-import jax
 
 from .. import data as pdata
 from ..bench import matmul_throughput
@@ -60,6 +59,15 @@ def _matmul_passes(c: TrainConfig, n_out: int = 10) -> float:
     return c.infer_steps * c.make_solver().passes(n_out) + 3
 
 
+def _input_size(c: TrainConfig) -> tuple[int, Any, int]:
+    """(training examples or windows, model input shape, outputs) of ``c``'s data set."""
+    if c.dataset.text:  # cached after the first load: cheap
+        ds = pdata.load_text_dataset(c.dataset.value, c.context, cache_dir=c.data_dir)
+        return ds.n_train, ds.vocab_size, ds.vocab_size
+    n_train, d_in = dataset_size(c.dataset.value)
+    return n_train, pdata.dataset_image_shape(c.dataset.value) if MODELS.get(c.model).images else d_in, 10
+
+
 def estimate_seconds(configs: Iterable[TrainConfig], gflops: float | None = None) -> float:
     """Rough wall time of the runs by the cost model of ``pclab.bench`` and a measured matmul
     throughput (``gflops``; measured here when not given)."""
@@ -67,10 +75,9 @@ def estimate_seconds(configs: Iterable[TrainConfig], gflops: float | None = None
         gflops = matmul_throughput(8, 128, 128, repeats=3)
     total = 0.0
     for c in configs:
-        n_train, d_in = dataset_size(c.dataset.value)
+        n_train, shape, n_out = _input_size(c)
         steps = c.epochs * (min(c.n_train or n_train, n_train) // c.batch_size)
-        shape = pdata.dataset_image_shape(c.dataset.value) if MODELS.get(c.model).images else d_in
-        model = eqx.filter_eval_shape(build_model, c, shape, 10)
+        model = eqx.filter_eval_shape(build_model, c, shape, n_out)
         per_step = _matmul_passes(c) * model.matmul_flops(c.batch_size)
         total += steps * per_step / (gflops * 1e9)
     return total

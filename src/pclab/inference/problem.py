@@ -18,19 +18,12 @@ from ..nn.base import AbstractPCN
 from ..options import Mode
 
 
-class InferenceProblem(eqx.Module):
-    """min over the free variables of Σ_i E_i(model; x, y).
-
-    Attributes:
-        model: any :class:`AbstractPCN`. x: the input (supervised) or the initial latent
-        (generative). y: the target, shape of ``model(x)``. spec: the output term. mode.
-    """
-
-    model: AbstractPCN
-    x: PyTree[Array]
-    y: Array
-    spec: EnergySpec = eqx.field(static=True)
-    mode: Mode = eqx.field(static=True)
+class AbstractProblem(eqx.Module):
+    """The free variables of an inference problem: the activities z (supervised), or the pair
+    (latent input, z) (generative, the latent starting at ``x``). Concrete problems add
+    ``total_energy(free)`` and ``grad(free)``, and the fields ``x`` (input or initial latent),
+    ``y`` (target, batch first) and ``mode`` (declared there, so that each keeps its own field
+    order and positional construction)."""
 
     @property
     def supervised(self) -> bool:
@@ -47,6 +40,21 @@ class InferenceProblem(eqx.Module):
     def split(self, free) -> tuple[Array | None, PyTree[Array]]:
         """(latent or ``None``, activities) of the free variables."""
         return (None, free) if self.supervised else free
+
+
+class InferenceProblem(AbstractProblem):
+    """min over the free variables of Σ_i E_i(model; x, y).
+
+    Attributes:
+        model: any :class:`AbstractPCN`. x: the input (supervised) or the initial latent
+        (generative). y: the target, shape of ``model(x)``. spec: the output term. mode.
+    """
+
+    model: AbstractPCN
+    x: PyTree[Array]
+    y: Array
+    spec: EnergySpec = eqx.field(static=True)
+    mode: Mode = eqx.field(static=True)
 
     def total_energy(self, free) -> Array:
         """Σ_i E_i at the free variables (a scalar)."""

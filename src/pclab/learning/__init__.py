@@ -14,11 +14,21 @@ from .rules import (
     pc_energy_and_weight_grad,
     pc_weight_grad,
 )
-from .step import apply_grads, make_train_step, scale_updates, train_grads, update_scales
+from .ipc import IPC  # registers --algo ipc
+from .epc import EPC, ErrorSolver  # registers --algo epc
+from .nudging import CentredNudging, NegativeNudging, PositiveNudging, nudged_phase  # --algo nudge-*
+from .bpc import BPC, BidirectionalPCN, bidirectional, bpc_energy  # registers --algo bpc
+from .hpc import HPC, AmortisedPCN, Amortiser, amortised  # registers --algo hpc
+from .alm import ALM, lagrangian  # registers --algo alm
+from .generative import evaluate_generative, sample, samples_figure
+from .step import apply_grads, make_train_step, masked_update, scale_updates, train_grads, update_scales
 
 __all__ = [
     "AbstractLearningRule", "PC", "BP", "LEARNING_RULES", "get_rule", "InferenceConfig", "StepInfo",
     "pc_weight_grad", "pc_energy_and_weight_grad", "bp_grad", "bp_loss_and_grad",
-    "train_grads", "apply_grads", "make_train_step", "scale_updates", "update_scales",
+    "train_grads", "apply_grads", "masked_update", "make_train_step", "scale_updates", "update_scales",
     "Evaluation", "evaluate", "eval_sums", "batched_means",
+    "IPC", "EPC", "ErrorSolver", "PositiveNudging", "NegativeNudging", "CentredNudging", "nudged_phase",
+    "BPC", "BidirectionalPCN", "bidirectional", "bpc_energy", "HPC", "AmortisedPCN", "Amortiser", "amortised",
+    "ALM", "lagrangian", "evaluate_generative", "sample", "samples_figure",
 ]

@@ -30,9 +30,12 @@ def eval_sums(model, x, y: Array, loss: OutputLoss) -> tuple[Array, Array]:
 _eval_sums_jit = eqx.filter_jit(eval_sums)
 
 
-def evaluate(model, x, y, spec: EnergySpec = EnergySpec(), batch_size: int = 1000) -> Evaluation:
-    """Feedforward loss and accuracy (argmax ŷ == argmax y) over a data set, in batches."""
-    loss, acc = batched_means(lambda xb, yb: _eval_sums_jit(model, xb, yb, spec.loss), x, y, batch_size)
+def evaluate(model, x, y, spec: EnergySpec = EnergySpec(), batch_size: int = 1000,
+             target: Callable | None = None) -> Evaluation:
+    """Feedforward loss and accuracy (argmax ŷ == argmax y) over a data set, in batches.
+    ``target`` maps a batch of stored targets to the model's (e.g. token ids → one-hot)."""
+    target = (lambda yb: yb) if target is None else target  # noqa: E731
+    loss, acc = batched_means(lambda xb, yb: _eval_sums_jit(model, xb, target(yb), spec.loss), x, y, batch_size)
     return Evaluation(float(loss), float(acc))
 
 

@@ -8,18 +8,21 @@ rule; the runner, the sweep and the config ask the rule, never its name.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 from jaxtyping import Array
 
 from ..energy import EnergySpec, energy, output_loss
 from ..inference import AbstractSolver, GradientDescent, infer
 from ..options import ActivityInit, Mode, parse_option
 from ..registry import Registry
+from .optim import apply_grads
 
 
 @dataclass(frozen=True)
@@ -44,13 +47,52 @@ class StepInfo(NamedTuple):
 
 
 class AbstractLearningRule(eqx.Module):
-    """Base class: ``grads(model, x, y, spec, inference, mode) -> (∇θ, StepInfo)`` (pure,
-    vmappable over models). ``runs_inference``: whether it uses the activity solver."""
+    """Base class of learning rules. A rule provides
+
+    * ``grads(model, x, y, spec, inference, mode) -> (∇θ, StepInfo)`` (pure, vmappable);
+    * ``update(...)``: one training step, by default ``grads`` then one optimiser update
+      (rules that update weights during inference, like iPC, override it);
+    * ``prepare(model, key)``: the model the rule trains (by default ``model``; rules with
+      extra parameters, such as an amortiser, wrap it);
+    * ``validate(model=, solver=, mode=)``: raise ``ValueError`` naming the valid
+      combinations when the rule cannot run with them (called when a run is built).
+
+    Hyperparameters are the rule's dataclass fields; :meth:`with_options` sets them by name
+    (``--algo-opt NAME=VALUE``). ``runs_inference``: whether it uses the activity solver.
+    """
 
     runs_inference: ClassVar[bool] = True
 
     def grads(self, model, x, y, spec: EnergySpec, inference: InferenceConfig, mode: Mode = Mode.SUPERVISED):
         raise NotImplementedError  # pragma: no cover
+
+    def update(self, model, opt_state, x, y, optimizer: optax.GradientTransformation, spec: EnergySpec,
+               inference: InferenceConfig, mode: Mode = Mode.SUPERVISED):
+        """One step: (new model, new optimiser state, :class:`StepInfo`)."""
+        grads, info = self.grads(model, x, y, spec, inference, mode)
+        model, opt_state = apply_grads(optimizer, model, opt_state, grads)
+        return model, opt_state, info
+
+    def prepare(self, model, key: Array):
+        """The model this rule trains, built from a PCN (``key`` for any extra parameters)."""
+        return model
+
+    def validate(self, *, model=None, solver: AbstractSolver | None = None, mode: Mode = Mode.SUPERVISED) -> None:
+        """Raise ``ValueError`` if the rule cannot run with this model, solver or mode."""
+
+    def options(self) -> dict[str, Any]:
+        """The rule's hyperparameters (its dataclass fields) and their values."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def with_options(self, **values) -> "AbstractLearningRule":
+        """A copy with hyperparameters replaced; unknown names fail listing the valid ones."""
+        valid = self.options()
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            names = ", ".join(valid) or "none"
+            raise ValueError(f"algo_options: {', '.join(map(repr, unknown))} not an option of "
+                             f"{type(self).__name__}; valid options: {names}")
+        return dataclasses.replace(self, **values)
 
 
 def pc_energy_and_weight_grad(model, z, x, y, spec: EnergySpec):

@@ -12,11 +12,12 @@ from typing import Callable
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import optax
 
 from ..energy import EnergySpec
 from ..options import Mode, parse_option
-from ..params import Multipliers, Parameterisation, Role
+from .optim import apply_grads, scale_updates, update_scales  # noqa: F401  (re-exported)
 from .rules import AbstractLearningRule, InferenceConfig, StepInfo, get_rule
 
 
@@ -26,33 +27,20 @@ def train_grads(model, x, y, algo: "AbstractLearningRule | str", spec: EnergySpe
     return get_rule(algo).grads(model, x, y, spec, inference, parse_option(Mode, mode, "mode"))
 
 
-def apply_grads(optimizer: optax.GradientTransformation, model, opt_state, grads):
-    """One optimiser update: returns (new model, new optimiser state)."""
-    updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-    return eqx.apply_updates(model, updates), opt_state
+def frozen_unless(alive, new, old):
+    """``new`` where ``alive`` else ``old``, leaf by leaf over two pytrees of one structure
+    (arrays only; other leaves are taken from ``old``). Freezes a diverged grid member."""
+    pick = lambda n, o: jnp.where(alive, n, o) if eqx.is_array(o) else o  # noqa: E731
+    return jax.tree_util.tree_map(pick, new, old)
 
 
-def update_scales(scales: "Parameterisation | Multipliers", model):
-    """The factor on every parameter's update, a model-shaped pytree of floats: the
-    parameterisation's :meth:`~pclab.Parameterisation.lr_scale` of each parameter's
-    :class:`~pclab.ParamInfo`, or fixed input/hidden/output factors (``Multipliers``)."""
-    if isinstance(scales, Multipliers):
-        by_role = {Role.INPUT: scales.input, Role.OUTPUT: scales.output}
-        rule = lambda info: by_role.get(info.role, scales.hidden)  # noqa: E731
-    else:
-        rule = scales.lr_scale
-    return jax.tree_util.tree_map(rule, model.param_info(), is_leaf=lambda v: hasattr(v, "role"))
-
-
-def scale_updates(scales: "Parameterisation | Multipliers", model) -> optax.GradientTransformation:
-    """An Optax transformation multiplying each parameter's update by its factor
-    (:func:`update_scales`): the parameterisation's per-layer learning rates on any model."""
-    tree = update_scales(scales, model)
-
-    def update(updates, state, params=None):
-        return jax.tree_util.tree_map(lambda u, s: u * s, updates, tree), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+def masked_update(rule: AbstractLearningRule, model, opt_state, x, y, alive, optimizer: optax.GradientTransformation,
+                  spec: EnergySpec, inference: InferenceConfig, mode: Mode = Mode.SUPERVISED):
+    """``rule.update``, applied only where ``alive`` (a bool scalar): θ' = θ + alive·Δθ, and
+    the optimiser state likewise. Pure and vmappable: a grid of runs vmaps it over stacked
+    models, optimiser states, step sizes and ``alive`` flags."""
+    new_model, new_state, info = rule.update(model, opt_state, x, y, optimizer, spec, inference, mode)
+    return frozen_unless(alive, new_model, model), frozen_unless(alive, new_state, opt_state), info
 
 
 def make_train_step(
@@ -73,11 +61,9 @@ def make_train_step(
 
     @eqx.filter_jit
     def step(model, opt_state, x, y):
-        grads, info = rule.grads(model, x, y, spec, inference, mode)
-        model, opt_state = apply_grads(optimizer, model, opt_state, grads)
-        return model, opt_state, info
+        return rule.update(model, opt_state, x, y, optimizer, spec, inference, mode)
 
     return step
 
 
-__all__ = ["train_grads", "apply_grads", "update_scales", "scale_updates", "make_train_step", "StepInfo"]
+__all__ = ["train_grads", "apply_grads", "masked_update", "frozen_unless", "update_scales", "scale_updates", "make_train_step", "StepInfo"]

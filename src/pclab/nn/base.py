@@ -120,6 +120,51 @@ class AbstractPCN(eqx.Module):
                 raise ValueError(f"{name} has a leaf of shape {tuple(v.shape)}; expected {tuple(w.shape)}")
 
 
+class AbstractWrappedPCN(AbstractPCN):
+    """A PCN that adds parameters beside an inner PCN ``base`` (bPC's top-down weights, hPC's
+    amortiser) and is, as a PCN, that inner network: every method of :class:`AbstractPCN`
+    delegates to ``base``. Subclasses give :meth:`param_info` (their extra parameters' roles)
+    and may override any delegated method (e.g. :meth:`matmul_flops`)."""
+
+    base: eqx.AbstractVar[AbstractPCN]
+
+    def activities(self, x, inject=None):
+        return self.base.activities(x, inject)
+
+    def predictions(self, z, x):
+        return self.base.predictions(z, x)
+
+    def output(self, z):
+        return self.base.output(z)
+
+    def __call__(self, x):
+        return self.base(x)
+
+    def activity_grad(self, z, x, y, spec):
+        return self.base.activity_grad(z, x, y, spec)
+
+    def exact_activities(self, x, y, spec):
+        return self.base.exact_activities(x, y, spec)
+
+    @property
+    def linear(self) -> bool:
+        return self.base.linear
+
+    def matmul_flops(self, batch: int) -> int:
+        return self.base.matmul_flops(batch)
+
+    def check_input(self, x) -> None:
+        self.base.check_input(x)
+
+    def check_batch(self, x, y) -> None:
+        self.base.check_batch(x, y)
+
+    def layers(self, tree):
+        """The inner PCN's L layers (the added parameters are not layers of the chain, so the
+        per-layer PC/BP gradient cosine compares the weights both rules train)."""
+        return self.base.layers(tree.base)
+
+
 def batch_sum_squares(tree: Activities) -> Array:
     """Σ over layers and features of the squares, per example: (B,) (batch on axis 1)."""
     leaves = jax.tree_util.tree_leaves(tree)

@@ -35,6 +35,14 @@ def run_figures(run_dir: Path, rows: list[dict[str, Any]], title: str) -> list[P
               styles={"test accuracy": {"marker": "o"}})
     paths.append(save_figure(fig, run_dir / "accuracy.png"))
 
+    for key, label, name in (("test_bpc", "validation bits per character", "bpc.png"),
+                             ("recon_mse", "test reconstruction MSE", "reconstruction.png")):
+        if any(r.get(key) is not None for r in rows):
+            fig, (ax,) = panels(1, panel_size=(5.5, 3.6))
+            line_plot(ax, epoch, {label: _col(rows, key)}, title=f"{label.capitalize()} — {title}", xlabel="epoch",
+                      ylabel=label, legend=False, styles={label: {"marker": "o"}})
+            paths.append(save_figure(fig, run_dir / name))
+
     evals = [r for r in rows if r.get("layer_energies")]
     if evals:
         colours = {f"epoch {r['epoch']:.2f}": {"color": _viridis(i, len(evals)), "marker": "o", "ms": 3}
@@ -89,9 +97,15 @@ th{{background:#f4f4f4}}figure{{display:inline-block;margin:0.5em}}img{{max-widt
 
 def write_run_report(run_dir: Path, config: dict, rows: list[dict], summary: dict) -> Path:
     """Write the run's PNG figures and ``report.html``."""
-    title = f"{config['algo'].upper()} {config['model']} depth {config['depth']} × width {config['width']} ({config['param']}) on {config['dataset']}"
+    size = (f"{config.get('blocks')} blocks × d {config.get('d_model')}" if config['model'] == "transformer"
+            else f"depth {config['depth']} × width {config['width']}")
+    title = f"{config['algo'].upper()} {config['model']} {size} ({config['param']}) on {config['dataset']}"
     images = run_figures(run_dir, rows, title)
-    headline = {k: summary[k] for k in ("test_accuracy", "test_loss", "train_loss", "epochs", "steps", "wall_seconds", "diverged")}
+    if (run_dir / "samples.png").exists():  # a generative run's samples
+        images.append(run_dir / "samples.png")
+    keys = ("test_accuracy", "test_loss", "test_bpc", "recon_mse", "train_loss", "epochs", "steps", "wall_seconds",
+            "diverged")
+    headline = {k: summary[k] for k in keys if k in summary}
     sections = [("Result", _table(headline))]
     if summary.get("diverged"):
         sections.append(("Diverged", f'<p class="bad">Stopped at step {summary["diverged_step"]}: '

@@ -1,0 +1,258 @@
+r"""``pclab reproduce variants``: every registered learning rule on one MLP and a deep μPC ResNet.
+
+For each data set (MNIST, Fashion-MNIST; ``--quick``: scikit-learn's digits), each network
+(an MLP 784-128×3-10 with standard parameterisation and the 32-layer μPC ResNet of width 128;
+``--quick``: width 32, depth 4 and 8) and each rule in :data:`pclab.LEARNING_RULES` (so a
+variant registered later appears without touching this file), it trains one run and writes
+one table, ``variants.md`` and ``variants.csv``, with
+
+* ``test_accuracy`` after training (the feedforward network),
+* ``step_ms``: the median wall time of a training step after the first three (compilation
+  and warm-up excluded), measured around the jitted step of :func:`pclab.make_train_step`,
+* ``infer_steps``: inference steps per batch (the median of :class:`pclab.StepInfo`; 2T for
+  centred nudging, 0 for BP),
+* per-layer cosine between the rule's weight gradient (:meth:`AbstractLearningRule.grads`)
+  and the BP gradient of the trained model on a fixed training batch, per layer
+  (``variants_cosine_by_layer.csv``) and summarised (min, mean, and the input/output layers).
+
+A rule whose ``validate`` rejects a setting, and a data set that is not installed, get a
+``skipped`` row saying why instead of a crash. Finished runs are kept as JSON under
+``OUT/runs`` and reused by a rerun with the same settings. Only library calls: the model,
+optimiser and data of each run come from :mod:`pclab.experiments.runner` (as in
+:mod:`.mupc`), the step from :func:`pclab.make_train_step`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from .. import data as pdata
+from ..data.errors import DatasetUnavailable
+from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
+from ..learning import LEARNING_RULES, bp_grad, evaluate, make_train_step
+from ..theory.alignment import cosine_similarity
+from .config import TrainConfig
+from .divergence import Divergence, divergence_kind
+from .registry import register
+from .runner import build_model, build_optimizer, load_run_data, run_spec
+
+WARMUP_STEPS = 3  # steps excluded from the step-time median (the first compiles)
+
+
+@dataclass(frozen=True)
+class Network:
+    """One network of the study: a label and the :class:`TrainConfig` fields that build it
+    and set its learning rates; ``rules`` overrides fields per rule name (e.g. BP's lr)."""
+
+    label: str
+    fields: dict
+    rules: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VariantsStudy:
+    datasets: tuple[str, ...]
+    networks: tuple[Network, ...]
+    base: dict = field(default_factory=dict)
+    rule_options: dict = field(default_factory=dict)  # rule name -> algo_options
+
+
+# iPC takes T weight steps per batch: weight_step = 1/T keeps its total step near PC's one.
+_RULE_OPTIONS = {"ipc": {"weight_step": 0.125}}
+# The MLP: pcx's benchmark MLP (784-128-128-128-10), SP init, Adam lr 1e-3, activity lr 0.1
+# (``mupc``'s "PC (SP)" rates). The ResNet: μPC at depth 32 with the rates ``mupc-transfer``
+# found at width 128, depth 8 (lr 3e-2, activity lr 0.2), BP with Depth-μP's lr 1e-2.
+MLP = Network("MLP 784-128x3-10", dict(model="mlp", depth=4, width=128, param="sp", lr=1e-3, activity_lr=0.1))
+RESNET = Network("muPC ResNet depth 32", dict(model="resnet", depth=32, width=128, param="mupc", lr=3e-2,
+                                              activity_lr=0.2), rules={"bp": {"lr": 1e-2}})
+FULL = VariantsStudy(("mnist", "fashion-mnist"), (MLP, RESNET),
+                     dict(act="relu", epochs=5, batch_size=128, infer_steps=8), _RULE_OPTIONS)
+QUICK = VariantsStudy(
+    ("digits",),
+    (Network("MLP 64-32x3-10", dict(model="mlp", depth=4, width=32, param="sp", lr=1e-2, activity_lr=0.1)),
+     Network("muPC ResNet depth 8", dict(model="resnet", depth=8, width=32, param="mupc", lr=3e-2, activity_lr=0.2),
+             rules={"bp": {"lr": 1e-2}})),
+    dict(act="relu", epochs=4, batch_size=64, infer_steps=8), _RULE_OPTIONS)
+
+
+def study_points(study: VariantsStudy, rules: Iterable[str] | None = None) -> list[dict]:
+    """Every (data set, network, rule) of the study with its config, or the reason it is
+    skipped (``config`` None): the rule's ``validate`` or the config rejected the setting."""
+    points = []
+    for ds in study.datasets:
+        for net in study.networks:
+            for name in (LEARNING_RULES.names() if rules is None else list(rules)):
+                rule = LEARNING_RULES.get(name)
+                values = {**study.base, **net.fields, **net.rules.get(name, {}), "dataset": ds, "algo": name}
+                if name in study.rule_options:
+                    values["algo_options"] = dict(study.rule_options[name])
+                if not rule.runs_inference:
+                    values = {k: v for k, v in values.items() if k not in ("activity_lr", "infer_steps", "solver")}
+                point = {"dataset": ds, "network": net.label, "rule": name, "config": None, "skip": ""}
+                try:
+                    point["config"] = TrainConfig(**values)
+                except ValueError as e:
+                    point["skip"] = f"rejected: {' '.join(str(e).split())}"
+                points.append(point)
+    return points
+
+
+def _slug(point: dict) -> str:
+    net = "".join(c if c.isalnum() else "-" for c in point["network"].lower()).strip("-")
+    return f"{point['dataset']}_{net}_{point['rule']}"
+
+
+@eqx.filter_jit
+def _layer_cosines(rule, model, x, y, spec, inference, mode):
+    g_rule = eqx.filter(rule.grads(model, x, y, spec, inference, mode)[0], eqx.is_array)
+    g_bp = eqx.filter(bp_grad(model, x, y, spec), eqx.is_array)
+    return [cosine_similarity(a, b) for a, b in zip(model.layers(g_rule), model.layers(g_bp))]
+
+
+def train_point(config: TrainConfig, data) -> dict:
+    """Train ``config`` on ``data`` (a :class:`~pclab.experiments.runner.RunData`) and measure
+    the table's quantities. Raises ``ValueError`` if the rule rejects the built model."""
+    rule = config.rule
+    model = build_model(config, *data.dims(config.mode))
+    opt = build_optimizer(config, model)
+    spec, inference = run_spec(config)
+    step = make_train_step(opt, rule, spec=spec, inference=inference, mode=config.mode)
+    state = opt.init(eqx.filter(model, eqx.is_array))
+    x, y = data.pairs(config.mode)
+    key = jax.random.PRNGKey(config.seed)
+    times, steps, first_loss, diverged, n = [], [], None, "", 0
+    t_start = time.perf_counter()
+    for epoch in range(config.epochs):
+        for xb, yb in pdata.batches(x, y, config.batch_size, key=jax.random.fold_in(key, epoch)):
+            t0 = time.perf_counter()
+            new_model, new_state, info = step(model, state, xb, yb)
+            loss = float(info.loss)  # blocks until the step is done
+            times.append(time.perf_counter() - t0)
+            first_loss = loss if first_loss is None else first_loss
+            kind = Divergence(int(divergence_kind(config, loss, info.status, info.energy, first_loss)))
+            if kind is not Divergence.NONE:
+                diverged = kind.describe(config)
+                break
+            model, state, n = new_model, new_state, n + 1
+            steps.append(int(info.infer_steps))
+        if diverged:
+            break
+    ev = evaluate(model, data.x_test, data.y_test, spec)
+    xb, yb = x[: config.batch_size], y[: config.batch_size]
+    cos = [float(c) for c in _layer_cosines(rule, model, xb, yb, spec, inference, config.mode)]
+    timed = times[WARMUP_STEPS:] or times
+    return {"test_accuracy": ev.accuracy, "test_loss": ev.loss, "steps": n, "diverged": diverged,
+            "step_ms": 1e3 * statistics.median(timed), "infer_steps": float(np.median(steps)) if steps else 0.0,
+            "cosine_by_layer": cos, "wall_seconds": time.perf_counter() - t_start}
+
+
+def run_variants(out: Path, study: VariantsStudy, rules: Iterable[str] | None = None,
+                 log=lambda *a: None) -> list[dict]:
+    """Run (or reuse) every point of ``study`` and write the table; returns its rows."""
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    data_cache: dict = {}
+    rows = []
+    for p in study_points(study, rules):
+        row = {k: p[k] for k in ("dataset", "network", "rule")}
+        row.update(status="skipped", note=p["skip"])
+        config = p["config"]
+        if config is not None:
+            done = out / "runs" / f"{_slug(p)}.json"
+            saved = json.loads(done.read_text()) if done.exists() else None
+            if saved is not None and saved.get("config") == config.to_dict():
+                result = saved["result"]
+            else:
+                result = _run_one(config, data_cache, log)
+                if "unavailable" not in result:
+                    atomic_write_json(done, {"config": config.to_dict(), "result": result})
+            row.update(_row(result))
+        rows.append(row)
+    _write_table(out, rows)
+    return rows
+
+
+def _run_one(config: TrainConfig, data_cache: dict, log) -> dict:
+    key = (config.dataset.value, config.model, config.n_train)
+    if key not in data_cache:
+        try:
+            data_cache[key] = load_run_data(config)
+        except DatasetUnavailable as e:
+            data_cache[key] = e
+    data = data_cache[key]
+    if isinstance(data, DatasetUnavailable):
+        # DatasetUnavailable's message ends with the command or path that provides the set
+        hint = " ".join(str(data).split()).rstrip(".").split(". ")[-1]
+        return {"unavailable": f"data set {config.dataset.value!r} is not installed here ({hint})"}
+    log(f"variants: {config.dataset.value} {config.model} depth {config.depth} {config.algo}")
+    try:
+        return train_point(config, data)
+    except ValueError as e:  # the rule's validate rejected the built model
+        return {"rejected": " ".join(str(e).split())}
+
+
+def _row(result: dict) -> dict:
+    if "unavailable" in result:
+        return {"status": "skipped", "note": result["unavailable"]}
+    if "rejected" in result:
+        return {"status": "skipped", "note": f"rejected: {result['rejected']}"}
+    cos = np.asarray(result["cosine_by_layer"], float)
+    return {
+        "status": "diverged" if result["diverged"] else "ok", "note": result["diverged"],
+        "test_accuracy": result["test_accuracy"], "step_ms": result["step_ms"], "infer_steps": result["infer_steps"],
+        "cos_min": float(cos.min()), "cos_mean": float(cos.mean()), "cos_input": float(cos[0]),
+        "cos_output": float(cos[-1]), "layers": len(cos), "cosine_by_layer": result["cosine_by_layer"],
+        "steps": result["steps"],
+    }
+
+
+COLUMNS = ("dataset", "network", "rule", "status", "test_accuracy", "step_ms", "infer_steps", "layers", "cos_min",
+           "cos_mean", "cos_input", "cos_output", "steps", "note")
+
+
+def _write_table(out: Path, rows: list[dict]) -> None:
+    atomic_write_csv(out / "variants.csv", [{c: r.get(c, "") for c in COLUMNS} for r in rows])
+    atomic_write_csv(out / "variants_cosine_by_layer.csv",
+                     [{"dataset": r["dataset"], "network": r["network"], "rule": r["rule"], "layer": i + 1, "cosine": c}
+                      for r in rows for i, c in enumerate(r.get("cosine_by_layer") or [])])
+    lines = ["| data set | network | rule | test acc. | step (ms) | inference steps / batch | "
+             "cos(rule, BP) per layer: min / mean | input / output layer | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["status"] == "skipped":
+            lines.append(f"| {r['dataset']} | {r['network']} | {r['rule']} | skipped | | | | | {r['note']} |")
+            continue
+        acc = f"{100 * r['test_accuracy']:.2f}%" if r["status"] == "ok" else "diverged"
+        lines.append(f"| {r['dataset']} | {r['network']} | {r['rule']} | {acc} | {r['step_ms']:.2f} | "
+                     f"{r['infer_steps']:g} | {r['cos_min']:.3f} / {r['cos_mean']:.3f} | "
+                     f"{r['cos_input']:.3f} / {r['cos_output']:.3f} | {r['note']} |")
+    atomic_write_text(out / "variants.md", "\n".join(lines) + "\n")
+
+
+def _pending(out: Path, quick: bool) -> list[TrainConfig]:
+    study = QUICK if quick else FULL
+    todo = []
+    for p in study_points(study):
+        done = Path(out) / "runs" / f"{_slug(p)}.json"
+        if p["config"] is not None and not done.exists():
+            todo.append(p["config"])
+    return todo
+
+
+@register("variants", "every learning rule (pc, bp, ipc, epc, nudging, ...) on an MLP and a 32-layer μPC ResNet, "
+          "MNIST + Fashion-MNIST: accuracy, step time, inference steps, per-layer cosine to BP", pending=_pending)
+def variants(out: Path, quick: bool) -> dict:
+    rows = run_variants(out, QUICK if quick else FULL)
+    ok = [r for r in rows if r["status"] == "ok"]
+    return {"table": str(Path(out) / "variants.md"), "runs": len(ok),
+            "skipped": sum(r["status"] == "skipped" for r in rows),
+            "diverged": sum(r["status"] == "diverged" for r in rows)}
