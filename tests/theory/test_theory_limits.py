@@ -1,12 +1,13 @@
 """Science.md §3: under μPC, S → I and PC gradients → BP gradients as width N ≫ depth L."""
 
-import jax
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-import pytest
+import optax
 
 import pclab
 from pclab import theory as T
+from pclab.learning import InferenceConfig
 
 D, O, B = 6, 3, 16
 
@@ -87,3 +88,52 @@ def test_alignment_grid_is_the_seed_mean():
     np.testing.assert_allclose(grid.deviation, [[np.mean([float(T.rescaling_deviation(pclab.layer_maps(m)))
                                                          for m in models])]], rtol=1e-12)
     assert len(grid.rows) == 2 and grid.rows[1]["seed"] == 1
+
+
+def test_energy_over_loss_tends_to_one_with_width():
+    """F*/L → 1 as N ≫ L under μPC (linear ResNets, 3 hidden layers, seed mean of 3). Measured
+    1 − F*/L = 0.31, 0.096, 0.029, 0.0072 at N = 8, 32, 128, 512 on digits (docs/results.md); here
+    on Gaussian data: increasing in N, within 2% of 1 at N = 512, and the gap closing like 1/N
+    (a factor 2.5-6 per 4x width); at fixed N it widens with depth."""
+    x, y = _data()
+
+    def ratio(n, depth, seeds=3):
+        return np.mean([float(T.energy_loss_ratio(T.random_layer_maps(s, D, n, depth, O, param="mupc"), x, y))
+                        for s in range(seeds)])
+
+    r = [ratio(n, 4) for n in (8, 32, 128, 512)]
+    assert all(0 < v <= 1 for v in r)
+    assert r[0] < r[1] < r[2] < r[3], r
+    assert 1 - r[3] < 0.02 and 1 - r[0] > 0.1, r
+    gaps = [(1 - a) / (1 - b) for a, b in zip(r[1:], r[2:])]
+    assert all(2.5 < g < 6.0 for g in gaps), gaps
+    assert ratio(32, 2) > ratio(32, 4) > ratio(32, 8)
+
+
+def test_first_step_output_change_matches_optax_adam():
+    x, y = _data(4)
+    model = T.random_pcn(0, D, 16, 4, O, param="sp", dtype=jnp.float64)
+    opt = optax.adam(1e-2)
+    step = pclab.make_train_step(opt, "pc", inference=InferenceConfig(pclab.ExactSolver(), max_steps=1))
+    new, _, _ = step(model, opt.init(eqx.filter(model, eqx.is_array)), x, y)
+    want = float(jnp.sqrt(jnp.mean((new(x) - model(x)) ** 2)))
+    dy, y0 = T.first_step_output_change(model, x, y, lr=1e-2)
+    np.testing.assert_allclose(dy, want, rtol=1e-9)
+    np.testing.assert_allclose(y0, float(jnp.sqrt(jnp.mean(model(x) ** 2))), rtol=1e-12)
+
+
+def test_sp_cannot_be_scaled_stably():
+    """One Adam step (lr 0.01) from init: the output moves ∝ N under SP (measured ×38 from N = 8 to
+    512 on digits), while μPC with Depth-μP's per-layer lr factors keeps it flat (×0.91), and
+    unscaled μPC grows mildly (×2.0). Here N = 8 → 256 on Gaussian data, 3 hidden layers."""
+    x, y = _data(5)
+    change = {}
+    for param in ("sp", "mupc"):
+        for n in (8, 256):
+            model = T.random_pcn(0, D, n, 4, O, param=param, dtype=jnp.float64)
+            change[param, n] = T.first_step_output_change(model, x, y)[0]
+            change[param + "+lr", n] = T.first_step_output_change(
+                model, x, y, lr_scales=pclab.get_param(param).lr_scales(n, 4, True))[0]
+    assert change["sp", 256] / change["sp", 8] > 8  # grows ~linearly in N (×32 in width)
+    assert 0.5 < change["mupc+lr", 256] / change["mupc+lr", 8] < 2
+    assert change["sp+lr", 256] == change["sp", 256]  # SP has no lr factors

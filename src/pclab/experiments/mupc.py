@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..energy import EnergySpec
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
 from ..report.figures import line_plot, panels, save_figure
-from ..theory.alignment import pc_bp_alignment
+from ..theory.arch_limits import layer_reach
 from .config import TrainConfig
 from .lr_grid import mean_over_seeds, train_lr_grids
 from .registry import register
@@ -232,31 +231,34 @@ def mupc_reach(out: Path, quick: bool) -> dict:
     data = load_run_data(base)
     model = build_model(base, data.d_in, data.n_classes)
     x, y = data.x_train[: base.batch_size], data.y_train[: base.batch_size]
-    layers = np.arange(1, base.depth + 1)
-    probes = _reach_probes(spec["gd_steps"])
-    fig, axes = panels(len(REACH_PRECISIONS), ncols=len(REACH_PRECISIONS), panel_size=(5.6, 4.2),
-                       suptitle=f"Which layers inference reaches: μPC ReLU ResNet, depth {base.depth}, at init "
-                                f"({base.dataset.value}, batch {base.batch_size})")
-    rows, table = [], []
-    for ax, lam in zip(axes, REACH_PRECISIONS):
-        series = {}
-        for label, probe in probes.items():
-            cfg = base.replace(precision=lam, **probe)
-            a = pc_bp_alignment(model, x, y, solver=cfg.make_solver(), spec=EnergySpec(cfg.loss, lam),
-                                max_steps=cfg.infer_steps, rtol=0.0)
-            cos = np.asarray(a.per_layer)
-            series[label] = cos
-            rows += [dict(precision=lam, inference=label, steps=cfg.infer_steps, layer=int(layer), cosine=float(c))
-                     for layer, c in zip(layers, cos)]
-            table.append(dict(precision=lam, inference=label, layers=base.depth, reached=int(np.sum(cos != 0)),
-                              aligned=int(np.sum(cos > 0.9)), cosine=a.cosine))
+    probes = {label: (base.replace(**probe).make_solver(), probe["infer_steps"])
+              for label, probe in _reach_probes(spec["gd_steps"]).items()}
+    table = layer_reach(model, x, y, probes, precisions=REACH_PRECISIONS, loss=base.loss.value)
+    return write_reach(out, table, f"μPC ReLU ResNet, depth {base.depth}, at init ({base.dataset.value}, batch "
+                                   f"{base.batch_size})")
+
+
+def write_reach(out: Path, table: list[dict], what: str) -> dict:
+    """Draw and write a reach study (rows of :func:`pclab.theory.arch_limits.layer_reach`):
+    ``reach.png`` (per-layer cosine, one panel per output precision), ``reach_by_layer.csv``,
+    ``reach_summary.csv`` and ``reach.md``. Returns {"inference (λ=…)": {reached, aligned}}."""
+    out = Path(out)
+    precisions = sorted({r["precision"] for r in table}, reverse=True)
+    layers = np.arange(1, table[0]["layers"] + 1)
+    fig, axes = panels(len(precisions), ncols=len(precisions), panel_size=(5.6, 4.2),
+                       suptitle=f"Which layers inference reaches: {what}")
+    for ax, lam in zip(axes, precisions):
+        series = {r["inference"]: np.asarray(r["per_layer"]) for r in table if r["precision"] == lam}
         line_plot(ax, layers, series, title=f"output precision λ = {lam}", xlabel="weight layer l (1 = input, L = output)",
                   ylabel="cos(PC grad, BP grad) of layer l", legend_loc="center left")
         ax.set_ylim(-0.1, 1.05)
     save_figure(fig, out / "reach.png")
-    atomic_write_csv(out / "reach_by_layer.csv", rows)
-    atomic_write_csv(out / "reach_summary.csv", table)
-    lines = ["| λ | inference | layers reached (cos ≠ 0) | layers with cos > 0.9 | cos over all weights |",
+    atomic_write_csv(out / "reach_by_layer.csv", [
+        dict(precision=r["precision"], inference=r["inference"], steps=r["steps"], layer=int(layer), cosine=float(c),
+             norm_ratio=q) for r in table for layer, c, q in zip(layers, r["per_layer"], r["norm_ratio"])])
+    atomic_write_csv(out / "reach_summary.csv", [
+        {k: r[k] for k in ("precision", "inference", "layers", "reached", "aligned", "cosine")} for r in table])
+    lines = [what, "", "| λ | inference | layers reached (cos ≠ 0) | layers with cos > 0.9 | cos over all weights |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['precision']} | {r['inference']} | {r['reached']} / {r['layers']} | {r['aligned']} / {r['layers']} "
               f"| {r['cosine']:.3f} |" for r in table]

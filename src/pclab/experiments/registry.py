@@ -21,6 +21,9 @@ MODULES = (
     "pclab.experiments.icl_figures",
     "pclab.experiments.theory2_figures",
     "pclab.experiments.conv_theory_figures",
+    "pclab.experiments.theory_training_figures",
+    "pclab.experiments.arch_limits_figures",
+    "pclab.experiments.variants",
 )
 
 

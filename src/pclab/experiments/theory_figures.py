@@ -13,6 +13,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import pclab
 from pclab import theory as T
@@ -174,7 +175,7 @@ def energy_theory(out: Path, quick: bool) -> dict:
 
 
 @register("limits-alignment", "PC-BP gradient cosine over width x depth for linear and tanh μPC ResNets, with "
-          "||S - I||_2")
+          "||S - I||_2; an SP arm (F*/L, one-step output change vs width) and the alignment during training")
 def limits_alignment(out: Path, quick: bool) -> dict:
     out = Path(out)
     widths = (8, 32, 128, 512) if quick else (8, 32, 128, 512, 2048)
@@ -204,9 +205,86 @@ def limits_alignment(out: Path, quick: bool) -> dict:
     atomic_write_csv(out / "limits_alignment.csv", rows_lin + rows_tanh)
     save_figure(fig, out / "limits_alignment.png")
     last = lambda grid, hs: {f"H={h}": _json_float(grid[i, -1]) for i, h in enumerate(hs)}  # noqa: E731
-    return dict(linear_cosine_at_max_width=last(cos_lin, depths), linear_s_minus_i_at_max_width=last(dev, depths),
-                tanh_cosine_at_max_width=last(cos_tanh, t_depths),
-                tanh_all_converged=all(r["converged"] for r in rows_tanh))
+    summary = dict(linear_cosine_at_max_width=last(cos_lin, depths), linear_s_minus_i_at_max_width=last(dev, depths),
+                   tanh_cosine_at_max_width=last(cos_tanh, t_depths),
+                   tanh_all_converged=all(r["converged"] for r in rows_tanh))
+    summary.update(_limits_sp_and_training(out, quick, widths))
+    return summary
+
+
+LIMITS_TRAIN = {True: dict(widths=(8, 32), checkpoints=(0, 25, 50, 100)),
+                False: dict(widths=(8, 32, 128, 512), checkpoints=(0, 25, 50, 100, 200, 300, 500))}
+LIMITS_LR = {"mupc": 1e-2, "sp": 1e-3}  # Adam; SP's the conventional small rate (mupc-depth's PC (SP) row)
+
+
+def _limits_sp_and_training(out: Path, quick: bool, widths) -> dict:
+    """limits-alignment's second figure: SP against μPC over width (linear ResNets, at init) and the
+    PC-BP alignment along training (H = 3, exact inference, Adam, digits mini-batches of 64)."""
+    hidden = (3,) if quick else (3, 7, 15)
+    cfg = LIMITS_TRAIN[quick]
+    exact = InferenceConfig(pclab.ExactSolver(), max_steps=1)
+    with jax.enable_x64(True):
+        x, y, name = T.classification_data(64, dtype=F64)
+        pool_x, pool_y, _ = T.classification_data(512, dtype=F64)
+        scale_rows = T.scaling_sweep(x, y, widths, hidden, seeds=1 if quick else 3)
+        arms = [("mupc", n) for n in cfg["widths"]] + [("sp", cfg["widths"][-1])]
+        training, train_rows = {}, []
+        for param, n in arms:
+            label = f"{'μPC' if param == 'mupc' else 'SP'}, N = {n}"
+            model = T.random_pcn(0, x.shape[1], n, 4, y.shape[1], param=param, skips=True, dtype=F64)
+            _, rec = T.train_with_probes(model, pool_x, pool_y, probe=T.alignment_probe(x, y),
+                                         checkpoints=cfg["checkpoints"], optimizer=optax.adam(LIMITS_LR[param]),
+                                         inference=exact, batch_size=64, progress=None, desc=label)
+            training[label] = rec
+            train_rows += [dict(arm=label, param=param, width=n, hidden_layers=3, lr=LIMITS_LR[param], step=r["step"],
+                                train_loss=r["train_loss"], cosine=r["cosine"], energy_over_loss=r["energy_over_loss"],
+                                s_minus_i=r["s_minus_i"]) for r in rec]
+
+    def mean(param, h, key):
+        return [float(np.mean([r[key] for r in scale_rows if (r["param"], r["hidden_layers"], r["width"]) ==
+                               (param, h, n)])) for n in widths]
+
+    fig, axes = panels(6, ncols=3, panel_size=(4.8, 3.7),
+                       suptitle=f"SP vs μPC over width (linear ResNets, {name}, at init) and the alignment during "
+                                f"training (H = 3, Adam, exact inference)")
+    names = {"sp": "SP", "mupc": "μPC"}
+    sty = {f"{names[p]} H={h}": dict(marker="o", color=f"C{i}", ls="-" if p == "mupc" else "--")
+           for i, h in enumerate(hidden) for p in names}
+    per = lambda key, f=lambda v: v: {f"{names[p]} H={h}": (widths, f(np.asarray(mean(p, h, key))))  # noqa: E731
+                                      for h in hidden for p in names}
+    line_plot(axes[0], None, per("cosine", lambda v: np.maximum(1 - v, 1e-16)), styles=sty, logx=True, logy=True,
+              title="1 - cos(PC grad, BP grad)", xlabel="width N", ylabel="1 - cosine")
+    line_plot(axes[1], None, per("energy_over_loss"), styles=sty, logx=True, title="F*/L (-> 1 when S -> I)",
+              xlabel="width N", ylabel="F*/L", legend=False)
+    line_plot(axes[2], None, per("s_minus_i"), styles=sty, logx=True, logy=True, title="||S - I||_2",
+              xlabel="width N", ylabel="||S - I||_2", legend=False)
+    steps_series = {f"{names[p]} H={h}": (widths, mean(p, h, "step_change")) for h in hidden for p in names}
+    steps_series.update({f"μPC + Depth-μP lr H={h}": (widths, mean("mupc", h, "step_change_scaled")) for h in hidden})
+    sty.update({f"μPC + Depth-μP lr H={h}": dict(marker="s", color=f"C{i}", ls=":") for i, h in enumerate(hidden)})
+    line_plot(axes[3], None, steps_series, styles=sty, logx=True, logy=True,
+              title="rms change of the output after one Adam step (lr 0.01)", xlabel="width N", ylabel="rms Δŷ")
+    axes[3].legend(fontsize=6)
+    for ax, key, title in ((axes[4], "cosine", "cos(PC grad, BP grad) during training"),
+                           (axes[5], "s_minus_i", "||S - I||_2 during training")):
+        line_plot(ax, None, {k: ([r["step"] for r in v], [r[key] for r in v]) for k, v in training.items()},
+                  styles={k: dict(marker="o") for k in training}, title=title, xlabel="training step", ylabel=key,
+                  logy=key == "s_minus_i")
+    save_figure(fig, out / "limits_sp_training.png")
+    atomic_write_csv(out / "limits_sp.csv", scale_rows)
+    atomic_write_csv(out / "limits_training.csv", train_rows)
+    growth = {f"{names[p]} H={h}": mean(p, h, "step_change")[-1] / mean(p, h, "step_change")[0]
+              for h in hidden for p in names}
+    growth.update({f"μPC + Depth-μP lr H={h}": mean("mupc", h, "step_change_scaled")[-1] /
+                   mean("mupc", h, "step_change_scaled")[0] for h in hidden})
+    return dict(
+        sp_cosine_at_max_width={f"H={h}": mean("sp", h, "cosine")[-1] for h in hidden},
+        sp_energy_over_loss_by_width={f"H={h}": mean("sp", h, "energy_over_loss") for h in hidden},
+        mupc_energy_over_loss_by_width={f"H={h}": mean("mupc", h, "energy_over_loss") for h in hidden},
+        step_change_growth_over_widths=growth,
+        training={k: dict(cosine_init=v[0]["cosine"], cosine_final=v[-1]["cosine"], s_minus_i_init=v[0]["s_minus_i"],
+                          s_minus_i_final=v[-1]["s_minus_i"], final_train_loss=v[-1]["train_loss"])
+                  for k, v in training.items()},
+    )
 
 
 @register("inference-conditioning", "Condition number of the activity Hessian over width x depth for SP, SP + "

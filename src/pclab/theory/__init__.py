@@ -9,6 +9,11 @@ Conventions, uniform across this package (arXiv 2505.13124, 2408.11979, 2602.076
   F = 1/(2B) Σ_i [Σ_{l<L} ‖z_l − B_l z_{l−1}‖² + λ‖y − B_L z_{L−1}‖²], as in ``pclab.energy``.
 * J_l = B_L ⋯ B_{l+1}, S = I/λ + Σ_{l=1}^{L−1} J_l J_lᵀ, F* = min_z F = 1/(2B) Σ_i r_iᵀS⁻¹r_i.
 
+Along training (:mod:`.training_probes`): κ(H_z), the reach of T inference steps and the PC–BP
+alignment at checkpoints; width stability of a parameterisation (:mod:`.scaling`); zero-rank saddle
+families with W_L = 0 (:mod:`.saddle_families`); masked matrix completion by PC and BP
+(:mod:`.matrix_completion`, inputs (n, n) with a 0/1 mask of observed entries).
+
 Exception: the deep-linear landscape (:mod:`.dln`, :mod:`.dln_kind`, :mod:`.dln_dynamics`; arXiv
 2107.13289) keeps that paper's conventions, X (d_x, n) and Y (d_y, n) with examples in columns and
 L = ‖W_H⋯W_1 X − Y‖²_F without ½ or mean; :mod:`.approximation` and :mod:`.relu_fit` (arXiv
@@ -108,6 +113,35 @@ from .saddle_theory import (
     zero_rank_point,
 )
 from .saddles import SaddleReport, saddle_report
+from .saddle_families import (
+    FAMILIES as SADDLE_FAMILIES,
+    loss_cross_blocks_vanish,
+    orthogonal_pair,
+    output_zero_derivatives,
+    output_zero_lambda_min,
+    output_zero_terms,
+    zero_rank_family,
+)
+from .scaling import first_step_output_change, scaling_sweep
+from .training_probes import (
+    activity_conditioning,
+    activity_hessians,
+    alignment_probe,
+    combine_probes,
+    conditioning_probe,
+    energy_loss_ratio,
+    reach_probe,
+    train_with_probes,
+)
+from .matrix_completion import (
+    completion_descent,
+    completion_init,
+    completion_task,
+    masked_equilibrated_energy,
+    masked_loss,
+    rank_steps,
+    rank_trace,
+)
 from .toy_data import chain_data, classification_data, gaussian_regression
 from .training import TrainTrace, small_init, train_trace
 from .weight_hessian import (
@@ -130,6 +164,13 @@ __all__ = [
     "energy_gradient", "loss_gradient", "energy_hessian", "loss_hessian", "derivatives",
     "SaddleReport", "saddle_report",
     "output_covariance", "cross_covariance", "zero_rank_point", "predicted_hessians", "predicted_lambda_min",
+    "SADDLE_FAMILIES", "zero_rank_family", "orthogonal_pair", "output_zero_terms", "output_zero_derivatives",
+    "output_zero_lambda_min", "loss_cross_blocks_vanish",
+    "first_step_output_change", "scaling_sweep",
+    "activity_hessians", "activity_conditioning", "conditioning_probe", "reach_probe", "alignment_probe",
+    "combine_probes", "energy_loss_ratio", "train_with_probes",
+    "completion_task", "completion_init", "completion_descent", "masked_loss", "masked_equilibrated_energy",
+    "rank_trace", "rank_steps",
     "GradientAlignment", "cosine_similarity", "pc_bp_alignment", "momentum_solver",
     "AlignmentGrid", "alignment_grid",
     "small_init", "TrainTrace", "train_trace", "random_layer_maps", "random_pcn",
