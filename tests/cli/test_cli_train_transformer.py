@@ -34,6 +34,7 @@ def test_transformer_learns_the_bracket_grammar(algo, tmp_path, capsys):
     (["--model", "transformer", "--dataset", "digits"], "model='transformer' needs a text data set"),
     (["--model", "mlp", "--dataset", "dyck"], "dataset='dyck' needs --model transformer"),
     (["--model", "transformer", "--dataset", "dyck", "--d-model", "30", "--heads", "4"], "multiple of heads=4"),
+    (["--model", "transformer", "--dataset", "dyck", "--context", "100000"], "context=100000 is not valid"),
 ])
 def test_tokens_and_models_must_match(argv, needle, tmp_path, capsys):
     assert main(["train", *argv, "--out", str(tmp_path / "r")]) == 2

@@ -25,7 +25,7 @@ def test_limits_nonlinear_quick(tmp_path, capsys):
     assert (tmp_path / "limits_nonlinear.png").stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("arch", ["conv", "transformer"])
+@pytest.mark.parametrize("arch", ["conv", pytest.param("transformer", marks=pytest.mark.slow)])  # 2 min on 2 cores
 def test_reach_quick_is_the_light_cone(tmp_path, capsys, arch):
     """T GD steps from the feedforward pass give a non-zero gradient to the top T + 1 layer maps
     at most (fewer where the signal underflows in float32); one Newton step reaches them all."""
@@ -35,7 +35,7 @@ def test_reach_quick_is_the_light_cone(tmp_path, capsys, arch):
         layers, reached = int(r["layers"]), int(r["reached"])
         if label.startswith("GD, T="):
             t = int(label.split("=")[1])
-            assert 1 <= reached <= min(t + 1, layers), (lam, label, reached)  # rounding-level layers excluded (floor 1e-4)
+            assert 1 <= reached <= min(t + 1, layers), (lam, label, reached)  # rounding-level layers excluded (floor 1e-5)
         if label == "Newton, 1 step":
             assert reached == layers, (lam, reached)
     assert (tmp_path / "reach.png").stat().st_size > 10_000

@@ -52,6 +52,9 @@ _ENUMS = {
 REGISTRIES = {"param": PARAMETERISATIONS, "algo": LEARNING_RULES, "solver": SOLVERS, "model": MODELS}
 
 
+
+MAX_CONTEXT = 2048  # the CLI's bound on --context (text data sets)
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run. Defaults: the README's main job (μPC ResNet on MNIST)."""
@@ -127,6 +130,9 @@ class TrainConfig:
         self.rule.validate(solver=self.make_solver() if self.rule.runs_inference else None, mode=self.mode)
         if self.solver == "exact" and (self.act is not Activation.LINEAR or self.loss is not OutputLoss.MSE):
             raise ValueError("solver='exact' needs act='linear' and loss='mse'")
+        if self.dataset.text and self.context > MAX_CONTEXT:
+            raise ValueError(f"context={self.context} is not valid; expected at most {MAX_CONTEXT} positions (attention "
+                             f"memory grows as context²; pclab.transformer takes any context from Python)")
         if self.d_model % self.heads:
             raise ValueError(f"d_model={self.d_model} is not valid; expected a multiple of heads={self.heads}")
         if MODELS.get(self.model).tokens != self.dataset.text:

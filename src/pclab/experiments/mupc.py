@@ -258,7 +258,7 @@ def write_reach(out: Path, table: list[dict], what: str) -> dict:
              norm_ratio=q) for r in table for layer, c, q in zip(layers, r["per_layer"], r["norm_ratio"])])
     atomic_write_csv(out / "reach_summary.csv", [
         {k: r[k] for k in ("precision", "inference", "layers", "reached", "aligned", "cosine")} for r in table])
-    lines = [what, "", "| λ | inference | layers reached (cos ≠ 0) | layers with cos > 0.9 | cos over all weights |",
+    lines = [what, "", "| λ | inference | layers reached | layers with cos > 0.9 | cos over all weights |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['precision']} | {r['inference']} | {r['reached']} / {r['layers']} | {r['aligned']} / {r['layers']} "
               f"| {r['cosine']:.3f} |" for r in table]
