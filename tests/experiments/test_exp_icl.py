@@ -3,9 +3,12 @@
 import csv
 import json
 
+import pytest
+
 from pclab.cli import main
 
 
+@pytest.mark.slow  # 31 s on 2 cores
 def test_icl_implicit_updates_quick(tmp_path, capsys):
     assert main(["reproduce", "icl-implicit-updates", "--quick", "--out", str(tmp_path)]) == 0
     printed = json.loads(capsys.readouterr().out)

@@ -83,6 +83,7 @@ def test_brute_force_argmin_helper():
     assert _steps((0, 0, (0, 0)), (0, 0, (1, 3))) == 3
 
 
+@pytest.mark.slow  # 60 s on 2 cores
 def test_mupc_depth_quick(tmp_path, capsys):
     assert main(["reproduce", "mupc-depth", "--quick", "--out", str(tmp_path)]) == 0
     rows = list(csv.DictReader(open(tmp_path / "accuracy_vs_depth.csv")))
