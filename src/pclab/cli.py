@@ -185,15 +185,19 @@ def cmd_reproduce(args) -> int:
     if args.list or not args.name:
         for name, r in reproductions().items():
             print(f"{name:<24} {r.description}")
+            for proto, p in r.protocols.items():
+                print(f"{'':<26}--protocol {proto}: {p.description}")
         return 0
-    rep = get_reproduction(args.name)
-    out = Path(args.out or f"runs/reproduce-{args.name}")
+    rep = get_reproduction(args.name).protocol(args.protocol)
+    tag = "" if rep is get_reproduction(args.name) else f"-{args.protocol}"
+    out = Path(args.out or f"runs/reproduce-{args.name}{tag}")
     if rep.pending is not None:
-        check_budget(rep.pending(out, args.quick), 60 * args.budget_min, args.yes, what=f"pclab reproduce {args.name}")
+        what = f"pclab reproduce {args.name}" + (f" --protocol {args.protocol}" if tag else "")
+        check_budget(rep.pending(out, args.quick), 60 * args.budget_min, args.yes, what=what)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     summary = rep.run(out, args.quick)
-    print(json.dumps({"name": args.name, "quick": args.quick, "out": str(out),
+    print(json.dumps({"name": args.name, "protocol": args.protocol or "default", "quick": args.quick, "out": str(out),
                       "wall_seconds": round(time.perf_counter() - t0, 1), **(summary or {})}, default=str))
     return 0
 
@@ -246,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="DIR")
     r.add_argument("--quick", action="store_true", help="a small version (minutes on 2 CPU cores)")
     r.add_argument("--list", action="store_true")
+    r.add_argument("--protocol", metavar="NAME",
+                   help="another protocol of the same figure (--list names them), e.g. mupc-depth --protocol paper")
     r.add_argument("--budget-min", type=float, default=60.0,
                    help="ask for --yes when the training runs are estimated to take longer (minutes)")
     r.add_argument("--yes", action="store_true", help="run even if over the budget")

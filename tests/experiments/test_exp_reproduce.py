@@ -120,3 +120,52 @@ def test_reproduction_over_budget_asks_for_yes(tmp_path, capsys):
     assert err.startswith("pclab reproduce mupc-transfer-reach (150 training runs) would take about")
     assert err.endswith("pass --yes to run it anyway") and "\n" not in err
     assert not any(tmp_path.iterdir())  # nothing was trained or written
+
+
+def test_mupc_transfer_width_quick(tmp_path, capsys):
+    """Width transfer: each setting's argmin and its grid steps from the narrowest net of the
+    same depth, recomputed by brute force from the grid's rows; T = 2L heavy-ball inference."""
+    assert main(["reproduce", "mupc-transfer-width", "--quick", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "transfer_summary.json").read_text())
+    assert summary["inference"] == "momentum inference, T = 2L" and summary["seeds"] == [0, 1]
+    rows = list(csv.DictReader(open(tmp_path / "transfer_grid.csv")))
+    settings = [(16, 4), (32, 4), (64, 4), (16, 8), (64, 8)]
+    assert [(s["width"], s["depth"]) for s in summary["settings"]] == settings
+    assert len(rows) == len(settings) * 9 * 2
+    argmin = {(w, d): _brute_force_argmin(rows, f"width {w}, depth {d}") for w, d in settings}
+    for s in summary["settings"]:
+        w, d = s["width"], s["depth"]
+        lr, alr, _ = argmin[w, d]
+        assert s["argmin"] == {"lr": lr, "activity_lr": alr}
+        assert s["grid_steps_from_narrowest"] == _steps(argmin[w, d], argmin[16, d])
+        assert s["grid_steps_from_first"] == _steps(argmin[w, d], argmin[16, 4])
+    assert summary["grid_steps_moved_with_width"] == {
+        str(d): max(_steps(argmin[w, d], argmin[16, d]) for w, dd in settings if dd == d) for d in (4, 8)}
+    assert summary["transfers"] == (summary["grid_steps_moved"] <= 1)
+    # the best point of the widest net learned digits (chance = 10%)
+    assert max(float(r["test_accuracy"] or 0) for r in rows if r["setting"] == "width 64, depth 8") > 0.8
+
+
+def test_mupc_depth_paper_protocol_quick(tmp_path, capsys):
+    """The authors' protocol: GD with T = L − 1, activity step 0.5/64, float64, no biases, batch
+    64, Adam lr 0.1; BP with Depth-μP at lr 0.01; both learn digits."""
+    assert main(["reproduce", "mupc-depth", "--protocol", "paper", "--quick", "--out", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["protocol"] == "paper"
+    rows = list(csv.DictReader(open(tmp_path / "accuracy_vs_depth.csv")))
+    acc = {(r["variant"], int(r["depth"])): float(r["test_accuracy"]) for r in rows}
+    assert set(acc) == {(v, d) for v in ("μPC (paper: GD, T = L−1)", "BP (Depth-μP, paper)") for d in (4, 12)}
+    assert min(acc.values()) > 0.85  # measured 90.99-94.65%
+    for depth in (4, 12):
+        cfg = json.loads((tmp_path / "runs" / f"digits_mupc-paper_depth{depth}" / "config.json").read_text())
+        assert (cfg["infer_steps"], cfg["activity_lr"], cfg["x64"], cfg["bias"], cfg["batch_size"], cfg["lr"]) == (
+            depth - 1, 0.5 / 64, True, False, 64, 0.1)
+        bp = json.loads((tmp_path / "runs" / f"digits_bp-paper_depth{depth}" / "config.json").read_text())
+        assert (bp["algo"], bp["lr"], bp["x64"], bp["solver"]) == ("bp", 0.01, True, None)
+    assert "min)" in (tmp_path / "accuracy_vs_depth.md").read_text()  # wall time beside each accuracy
+
+
+def test_reproduce_unknown_protocol_is_one_line(tmp_path, capsys):
+    assert main(["reproduce", "mupc-depth", "--protocol", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'nope'" in err and "default, paper, paper-width128" in err
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())

@@ -7,6 +7,7 @@ Gauss–Newton step in the errors reaches every layer, and at a weak output prec
 gradient is aligned with BP's layer by layer.
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -56,3 +57,14 @@ def test_cosine_of_a_zero_gradient_is_zero():
     b = {"w": jnp.ones((2, 3))}
     assert float(T.cosine_similarity(a, b)) == 0.0
     assert float(T.cosine_similarity(b, b)) == pytest.approx(1.0, abs=1e-15)
+
+
+def test_cosine_stays_in_its_range_under_float32_rounding():
+    """Parallel float32 vectors can give ⟨a,b⟩/(‖a‖‖b‖) = 1 + 1e-7 unclipped; it is clipped
+    to [−1, 1] and still exact up to rounding for (anti)parallel inputs."""
+    v = jax.random.normal(jax.random.key(3), (3, 1000)) * jnp.array([[1e-3], [1.0], [7.0]])
+    v = v.astype(jnp.float32)
+    for i in range(3):
+        c = T.cosine_similarity(v[i], 3.1 * v[i])
+        assert c.dtype == jnp.float32 and -1.0 <= float(c) <= 1.0 and float(c) == pytest.approx(1.0, abs=1e-6)
+        assert -1.0 <= float(T.cosine_similarity(v[i], -v[i])) <= -1.0 + 1e-6

@@ -26,7 +26,7 @@ import numpy as np
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
 from ..report.figures import line_plot, panels, save_figure
 from ..theory.arch_limits import layer_reach
-from .config import TrainConfig
+from .config import TrainConfig, read_preset
 from .lr_grid import mean_over_seeds, train_lr_grids
 from .registry import register
 from .runner import build_model, load_run_data
@@ -52,44 +52,95 @@ VARIANTS: dict[str, dict] = {
 
 
 @dataclass(frozen=True)
+class DepthVariant:
+    """One curve of a depth study: ``settings`` over the study's base; ``slug`` names its run
+    folders; ``t_hidden``: the inference steps equal the hidden layers, T = L − 1."""
+
+    slug: str
+    settings: dict
+    t_hidden: bool = False
+
+
+DEPTH_VARIANTS = {label: DepthVariant(slug, settings) for label, slug, settings in (
+    ("PC (SP)", "pc-sp", VARIANTS["PC (SP)"]), ("μPC", "mupc", VARIANTS["μPC"]),
+    ("μPC (Newton, λ=0.01)", "mupc-newton", VARIANTS["μPC (Newton, λ=0.01)"]),
+    ("μPC (Newton, λ=1, scaled lr)", "mupc-newton-scaled", VARIANTS["μPC (Newton, λ=1, scaled lr)"]),
+    ("BP (Depth-μP)", "bp-depthmup", VARIANTS["BP (Depth-μP)"]))}
+
+# The μPC authors' protocol (``--preset mupc-paper``: batch 64, Adam lr 0.1, GD activity step
+# 0.5 on a batch-mean energy, no biases, one epoch, float64) with their depth figure's T = L − 1,
+# and their BP baseline with Depth-μP (Adam lr 0.01, same batch, precision and biases).
+_PAPER = {k: v for k, v in read_preset("mupc-paper").items() if k not in ("dataset", "width", "epochs")}
+PAPER_VARIANTS = {
+    "μPC (paper: GD, T = L−1)": DepthVariant("mupc-paper", _PAPER, t_hidden=True),
+    "BP (Depth-μP, paper)": DepthVariant("bp-paper", {**_PAPER, "algo": "bp", "lr": 1e-2, "solver": None}),
+}
+
+
+@dataclass(frozen=True)
 class DepthStudy:
     datasets: tuple[str, ...]
     depths: tuple[int, ...]
     base: dict = field(default_factory=dict)
+    variants: dict[str, DepthVariant] = field(default_factory=lambda: DEPTH_VARIANTS)
+    title: str = "ReLU ResNets"
 
 
 DEPTH_FULL = DepthStudy(("mnist", "fashion-mnist"), (8, 16, 32, 64, 128),
                         dict(width=128, epochs=1, batch_size=128, infer_steps=8, act="relu", evals_per_epoch=1))
 DEPTH_QUICK = DepthStudy(("digits",), (4, 12),
                          dict(width=32, epochs=5, batch_size=64, infer_steps=8, act="relu", evals_per_epoch=1))
+# The authors' protocol: width 512 as in their script (the full table is a GPU job), the same at
+# width 128 (what 2 CPU cores run, resumable across sessions), and a quick version on digits.
+_PAPER_DEPTHS = (8, 16, 32, 64, 128)
+PAPER = {
+    "paper": DepthStudy(("mnist", "fashion-mnist"), _PAPER_DEPTHS, dict(width=512, epochs=1, evals_per_epoch=1),
+                        PAPER_VARIANTS, "the μPC authors' protocol, width 512"),
+    "paper-width128": DepthStudy(("mnist", "fashion-mnist"), _PAPER_DEPTHS, dict(width=128, epochs=1, evals_per_epoch=1),
+                                 PAPER_VARIANTS, "the μPC authors' protocol at width 128"),
+}
+PAPER_QUICK = DepthStudy(("digits",), (4, 12), dict(width=32, epochs=5, evals_per_epoch=1), PAPER_VARIANTS,
+                         "the μPC authors' protocol, quick (digits, width 32)")
 
 
 def _depth_points(study: DepthStudy) -> list[tuple[str, TrainConfig]]:
-    return [
-        (f"{ds}_{_slug(v)}_depth{d}", TrainConfig(dataset=ds, depth=d, **{**study.base, **VARIANTS[v]}))
-        for ds in study.datasets for v in VARIANTS for d in study.depths
-    ]
+    return [(f"{ds}_{v.slug}_depth{d}",
+             TrainConfig(dataset=ds, depth=d, **{**study.base, **v.settings, **({"infer_steps": d - 1} if v.t_hidden else {})}))
+            for ds in study.datasets for v in study.variants.values() for d in study.depths]
 
 
-def _depth_pending(out: Path, quick: bool) -> list[TrainConfig]:
-    return [c for _, c in pending_points(_depth_points(DEPTH_QUICK if quick else DEPTH_FULL), out)]
+def _depth_pending(study: DepthStudy, out: Path) -> list[TrainConfig]:
+    return [c for _, c in pending_points(_depth_points(study), out)]
 
 
 @register("mupc-depth", "test accuracy vs depth (8-128): SP PC, μPC, BP with Depth-μP; MNIST + Fashion-MNIST",
-          pending=_depth_pending)
+          pending=lambda out, quick: _depth_pending(DEPTH_QUICK if quick else DEPTH_FULL, out))
 def mupc_depth(out: Path, quick: bool) -> dict:
-    study = DEPTH_QUICK if quick else DEPTH_FULL
+    return _depth_study(out, DEPTH_QUICK if quick else DEPTH_FULL, jobs=2 if quick else 1)
+
+
+for _name, _study in PAPER.items():
+    register("mupc-depth", f"{_study.title}: μPC with GD, T = L − 1, float64, against BP (Depth-μP)",
+             pending=lambda out, quick, s=_study: _depth_pending(PAPER_QUICK if quick else s, out),
+             protocol=_name)(lambda out, quick, s=_study: _depth_study(out, PAPER_QUICK if quick else s, jobs=1))
+
+
+def _depth_study(out: Path, study: DepthStudy, jobs: int) -> dict:
     points = _depth_points(study)
-    rows = run_sweep(points, out, jobs=1 if not quick else 2, yes=True, log=lambda *_: None)
-    table = [{"dataset": ds, "variant": v, "depth": d, "test_accuracy": r["test_accuracy"], "diverged": r["diverged"],
-              "error": r.get("error") or "", "wall_seconds": r.get("wall_seconds")}
-             for (name, _), r in zip(points, rows) for ds, v, d in [_parse(name)]]
+    rows = run_sweep(points, out, jobs=jobs, yes=True, log=lambda *_: None)
+    by_slug = {v.slug: label for label, v in study.variants.items()}
+    table = []
+    for (name, _), r in zip(points, rows):
+        ds, slug, depth = name.rsplit("_", 2)
+        table.append({"dataset": ds, "variant": by_slug[slug], "depth": int(depth.removeprefix("depth")),
+                      "test_accuracy": r["test_accuracy"], "diverged": r["diverged"], "error": r.get("error") or "",
+                      "wall_seconds": r.get("wall_seconds")})
     atomic_write_csv(out / "accuracy_vs_depth.csv", table)
-    fig, axes = panels(len(study.datasets), suptitle="Test accuracy after training vs depth (ReLU ResNets)")
+    fig, axes = panels(len(study.datasets), suptitle=f"Test accuracy after training vs depth ({study.title})")
     for ax, ds in zip(axes, study.datasets):
-        series = {v: [_acc(table, ds, v, d) for d in study.depths] for v in VARIANTS}
+        series = {v: [_acc(table, ds, v, d) for d in study.depths] for v in study.variants}
         line_plot(ax, study.depths, series, title=ds, xlabel="depth L (weight layers)", ylabel="test accuracy (%)",
-                  logx=True, styles={v: {"marker": "o"} for v in VARIANTS})
+                  logx=True, styles={v: {"marker": "o"} for v in study.variants})
         ax.set_xticks(study.depths, [str(d) for d in study.depths])
     save_figure(fig, out / "accuracy_vs_depth.png")
     atomic_write_text(out / "accuracy_vs_depth.md", _markdown(table, study))
@@ -98,16 +149,23 @@ def mupc_depth(out: Path, quick: bool) -> dict:
 
 @dataclass(frozen=True)
 class TransferStudy:
-    """A (weight lr × activity lr) grid at a small and a large (width, depth); the argmin is
-    taken on the test loss averaged over ``seeds``. Empty ``activity_lrs``: a weight-lr curve
-    at ``base``'s activity lr (for solvers without a step size)."""
+    """A (weight lr × activity lr) grid at each (width, depth) of ``settings``; the argmin is
+    taken on the test loss averaged over ``seeds``, and its move is counted in grid steps from
+    the first setting of the same depth (width transfer) and from ``settings[0]``. Two settings
+    are named 'small' and 'large'. Empty ``activity_lrs``: a weight-lr curve at ``base``'s
+    activity lr (for solvers without a step size)."""
 
-    small: tuple[int, int]
-    large: tuple[int, int]
+    settings: tuple[tuple[int, int], ...]
     lrs: tuple[float, ...]
     activity_lrs: tuple[float, ...]
     base: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
+    steps_per_layer: int | None = None  # T = steps_per_layer × L at each depth (else base's infer_steps)
+
+    def label(self, k: int) -> str:
+        if len(self.settings) == 2:
+            return ("small", "large")[k]
+        return "width {}, depth {}".format(*self.settings[k])
 
 
 _TRANSFER_LRS = dict(lrs=(3e-3, 1e-2, 3e-2, 1e-1, 3e-1), activity_lrs=(0.025, 0.05, 0.1, 0.2, 0.4))
@@ -119,31 +177,50 @@ _TRANSFER_BASE_QUICK = dict(dataset="digits", epochs=4, batch_size=64, act="relu
 # every layer learns. The same T is used at both sizes: T is part of the transferred recipe.
 # Its argmin moved 1, 1 and 2 steps at seeds 0, 1, 2 (docs/results.md), so it averages 3 seeds.
 TRANSFER = {
-    False: TransferStudy((128, 8), (128, 64), **_TRANSFER_LRS, base=dict(_TRANSFER_BASE, infer_steps=8)),
-    True: TransferStudy((16, 4), (32, 16), **_TRANSFER_LRS_QUICK, base=dict(_TRANSFER_BASE_QUICK, infer_steps=8)),
+    False: TransferStudy(((128, 8), (128, 64)), **_TRANSFER_LRS, base=dict(_TRANSFER_BASE, infer_steps=8)),
+    True: TransferStudy(((16, 4), (32, 16)), **_TRANSFER_LRS_QUICK, base=dict(_TRANSFER_BASE_QUICK, infer_steps=8)),
 }
 TRANSFER_REACH = {
-    False: TransferStudy((128, 8), (128, 64), **_TRANSFER_LRS,
+    False: TransferStudy(((128, 8), (128, 64)), **_TRANSFER_LRS,
                          base=dict(_TRANSFER_BASE, solver="momentum", infer_steps=128), seeds=(0, 1, 2)),
-    True: TransferStudy((16, 4), (32, 16), **_TRANSFER_LRS_QUICK,
+    True: TransferStudy(((16, 4), (32, 16)), **_TRANSFER_LRS_QUICK,
                         base=dict(_TRANSFER_BASE_QUICK, solver="momentum", infer_steps=32), seeds=(0, 1)),
 }
 # One Newton step reaches every layer at any depth and has no step size, so only the weight lr
 # is searched, with Depth-μP's factor 1/√(N·L) on the hidden layers' rate (the parameterisation's
 # own rule for Adam); it runs on a CPU in under an hour, up to depth 128.
 TRANSFER_NEWTON = {
-    False: TransferStudy((128, 8), (128, 128), _TRANSFER_LRS["lrs"], (),
+    False: TransferStudy(((128, 8), (128, 128)), _TRANSFER_LRS["lrs"], (),
                          base=dict(_TRANSFER_BASE, solver="newton", infer_steps=1, scale_lr=True), seeds=(0, 1, 2)),
-    True: TransferStudy((16, 4), (32, 16), _TRANSFER_LRS_QUICK["lrs"], (),
+    True: TransferStudy(((16, 4), (32, 16)), _TRANSFER_LRS_QUICK["lrs"], (),
                         base=dict(_TRANSFER_BASE_QUICK, solver="newton", infer_steps=1, scale_lr=True), seeds=(0, 1)),
+}
+# Transfer across width at fixed depth, with inference that reaches every layer: heavy-ball GD
+# with T = 2L steps (T = 128 reached all 64 layers of the depth-64 net; ``mupc-reach``). The full
+# study (widths 64-512 at depths 8 and 32, one MNIST epoch, 3 seeds) is a GPU job; ``cpu`` is
+# what 2 CPU cores run in about half an hour: depth 8 only, GD with T = 8 (which reaches all 8
+# layers), the first 12,800 training examples (100 steps).
+_WIDTHS = (64, 128, 256, 512)
+TRANSFER_WIDTH = {
+    "default": TransferStudy(tuple((w, d) for d in (8, 32) for w in _WIDTHS), **_TRANSFER_LRS,
+                             base=dict(_TRANSFER_BASE, solver="momentum"), seeds=(0, 1, 2), steps_per_layer=2),
+    "cpu": TransferStudy(tuple((w, 8) for w in _WIDTHS), **_TRANSFER_LRS,
+                         base=dict(_TRANSFER_BASE, infer_steps=8, n_train=12_800), seeds=(0, 1, 2)),
+    "quick": TransferStudy(((16, 4), (32, 4), (64, 4), (16, 8), (64, 8)), **_TRANSFER_LRS_QUICK,
+                           base=dict(_TRANSFER_BASE_QUICK, solver="momentum"), seeds=(0, 1), steps_per_layer=2),
 }
 
 
+def _setting_config(spec: TransferStudy, width: int, depth: int) -> TrainConfig:
+    """The base config at (width, depth), with T = ``steps_per_layer`` × depth if that is set."""
+    base = TrainConfig(**spec.base).replace(width=width, depth=depth)
+    return base if spec.steps_per_layer is None else base.replace(infer_steps=spec.steps_per_layer * depth)
+
+
 def _transfer_configs(spec: TransferStudy) -> list[TrainConfig]:
-    """Every grid point of both settings (a vmapped grid costs about one run per point)."""
-    base = TrainConfig(**spec.base)
-    return [base.replace(width=w, depth=d, lr=lr, activity_lr=alr, seed=seed) for w, d in (spec.small, spec.large)
-            for seed in spec.seeds for lr in spec.lrs for alr in spec.activity_lrs or (base.activity_lr,)]
+    """Every grid point of every setting (a vmapped grid costs about one run per point)."""
+    return [_setting_config(spec, w, d).replace(lr=lr, activity_lr=alr, seed=seed) for w, d in spec.settings
+            for seed in spec.seeds for lr in spec.lrs for alr in spec.activity_lrs or (TrainConfig(**spec.base).activity_lr,)]
 
 
 @register("mupc-transfer", "μPC weight-lr × activity-lr heatmaps at small and large (width, depth), GD inference T=8; does the argmin move?",
@@ -165,29 +242,43 @@ def mupc_transfer_newton(out: Path, quick: bool) -> dict:
     return _transfer(out, TRANSFER_NEWTON[quick])
 
 
+@register("mupc-transfer-width", "μPC weight-lr × activity-lr grids at widths 64-512, depths 8 and 32, heavy-ball "
+          "inference T=2L (reaches every layer), 3 seeds: grid steps the argmin moves with width",
+          pending=lambda out, quick: _transfer_configs(TRANSFER_WIDTH["quick" if quick else "default"]))
+def mupc_transfer_width(out: Path, quick: bool) -> dict:
+    return _transfer(out, TRANSFER_WIDTH["quick" if quick else "default"])
+
+
+@register("mupc-transfer-width", "widths 64-512 at depth 8 only, GD T=8, 12,800 MNIST examples, 3 seeds (2 CPU cores)",
+          pending=lambda out, quick: _transfer_configs(TRANSFER_WIDTH["quick" if quick else "cpu"]), protocol="cpu")
+def mupc_transfer_width_cpu(out: Path, quick: bool) -> dict:
+    return _transfer(out, TRANSFER_WIDTH["quick" if quick else "cpu"])
+
+
 def _transfer(out: Path, spec: TransferStudy) -> dict:
     base = TrainConfig(**spec.base)
-    inference = f"{base.solver_name} inference, T = {base.infer_steps}"
+    steps_text = f"{spec.steps_per_layer}L" if spec.steps_per_layer else str(base.infer_steps)
+    inference = f"{base.solver_name} inference, T = {steps_text}"
     inference += ", Depth-μP lr factors" if base.scale_lr else ""
     seeds = f", mean of {len(spec.seeds)} seeds" if len(spec.seeds) > 1 else ""
     suptitle = f"μPC test loss after training (✕ = diverged)\n{inference}{seeds}"
-    curves = not spec.activity_lrs  # one weight-lr curve per setting on a shared panel, else two heatmaps
-    fig, axes = panels(1 if curves else 2, panel_size=(6.0, 4.2) if curves else (5.2, 4.2), suptitle=suptitle)
-    best, by_seed, rows = {}, {}, []
-    for k, which in enumerate(("small", "large")):
-        ax = axes[0 if curves else k]
-        width, depth = getattr(spec, which)
-        grids = train_lr_grids(base.replace(width=width, depth=depth), spec.lrs, spec.activity_lrs, seeds=spec.seeds,
+    curves = not spec.activity_lrs  # one weight-lr curve per setting on a shared panel, else heatmaps
+    n = len(spec.settings)
+    fig, axes = panels(1 if curves else n, panel_size=(6.0, 4.2) if curves else (5.2, 4.2), suptitle=suptitle)
+    best, by_seed, rows = [], [], []
+    for k, (width, depth) in enumerate(spec.settings):
+        grids = train_lr_grids(_setting_config(spec, width, depth), spec.lrs, spec.activity_lrs, seeds=spec.seeds,
                                progress=False)
-        rows += [{"setting": which, "width": width, "depth": depth, "seed": seed, **r}
+        rows += [{"setting": spec.label(k), "width": width, "depth": depth, "seed": seed, **r}
                  for seed, g in zip(spec.seeds, grids) for r in g.rows()]
         mean = mean_over_seeds(grids)
-        best[which], by_seed[which] = mean.best(), [g.best() for g in grids]
+        best.append(mean.best())
+        by_seed.append([g.best() for g in grids])
         name = f"width {width}, depth {depth}"
         if curves:
-            mean.panel(ax, label=name)
+            mean.panel(axes[0], label=name)
         else:
-            mean.panel(ax, title=name)
+            mean.panel(axes[k], title=name)
     save_figure(fig, out / "transfer_heatmaps.png")
     atomic_write_csv(out / "transfer_grid.csv", rows)
     steps = lambda a, b: max(abs(a[0] - b[0]), abs(a[1] - b[1]))  # noqa: E731
@@ -195,15 +286,22 @@ def _transfer(out: Path, spec: TransferStudy) -> dict:
     def at(ij):
         return {"lr": spec.lrs[ij[0]]} if curves else {"lr": spec.lrs[ij[0]], "activity_lr": spec.activity_lrs[ij[1]]}
 
-    summary = {
-        "inference": inference,
-        "seeds": list(spec.seeds),
-        "argmin_small": at(best["small"]),
-        "argmin_large": at(best["large"]),
-        "grid_steps_moved": steps(best["small"], best["large"]),
-        "grid_steps_moved_by_seed": [steps(a, b) for a, b in zip(by_seed["small"], by_seed["large"])],
-        "transfers": steps(best["small"], best["large"]) <= 1,
-    }
+    summary = {"inference": inference, "seeds": list(spec.seeds)}
+    if n == 2:
+        summary |= {"argmin_small": at(best[0]), "argmin_large": at(best[1]),
+                    "grid_steps_moved": steps(best[0], best[1]),
+                    "grid_steps_moved_by_seed": [steps(a, b) for a, b in zip(by_seed[0], by_seed[1])]}
+    else:
+        first = {d: next(k for k, (_, dk) in enumerate(spec.settings) if dk == d) for _, d in spec.settings}
+        summary["settings"] = [
+            {"width": w, "depth": d, "argmin": at(best[k]), "grid_steps_from_first": steps(best[k], best[0]),
+             "grid_steps_from_narrowest": steps(best[k], best[first[d]]),
+             "grid_steps_from_narrowest_by_seed": [steps(a, b) for a, b in zip(by_seed[k], by_seed[first[d]])]}
+            for k, (w, d) in enumerate(spec.settings)]
+        summary["grid_steps_moved_with_width"] = {
+            str(d): max(r["grid_steps_from_narrowest"] for r in summary["settings"] if r["depth"] == d) for d in first}
+        summary["grid_steps_moved"] = max(r["grid_steps_from_first"] for r in summary["settings"])
+    summary["transfers"] = summary["grid_steps_moved"] <= 1
     atomic_write_json(out / "transfer_summary.json", summary)
     return summary
 
@@ -266,17 +364,6 @@ def write_reach(out: Path, table: list[dict], what: str) -> dict:
     return {f"{r['inference']} (λ={r['precision']})": {"reached": r["reached"], "aligned": r["aligned"]} for r in table}
 
 
-def _slug(variant: str) -> str:
-    return {"PC (SP)": "pc-sp", "μPC": "mupc", "μPC (Newton, λ=0.01)": "mupc-newton",
-            "μPC (Newton, λ=1, scaled lr)": "mupc-newton-scaled", "BP (Depth-μP)": "bp-depthmup"}[variant]
-
-
-def _parse(name: str) -> tuple[str, str, int]:
-    ds, slug, depth = name.rsplit("_", 2)
-    variant = next(v for v in VARIANTS if _slug(v) == slug)
-    return ds, variant, int(depth.removeprefix("depth"))
-
-
 def _entry(table, ds, v, d) -> dict:
     return next(r for r in table if (r["dataset"], r["variant"], r["depth"]) == (ds, v, d))
 
@@ -291,11 +378,13 @@ def _markdown(table, study: DepthStudy) -> str:
     for ds in study.datasets:
         lines += [f"### {ds}", "", "| variant | " + " | ".join(f"depth {d}" for d in study.depths) + " |",
                   "|---|" + "---|" * len(study.depths)]
-        for v in VARIANTS:
+        for v in study.variants:
             cells = []
             for d in study.depths:
                 a = _acc(table, ds, v, d)
-                cells.append("error" if _entry(table, ds, v, d)["error"] else "diverged" if np.isnan(a) else f"{a:.2f}%")
+                e = _entry(table, ds, v, d)
+                cells.append("error" if e["error"] else "diverged" if np.isnan(a) else
+                             f"{a:.2f}% ({e['wall_seconds'] / 60:.1f} min)")
             lines.append(f"| {v} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ demand so that the registry is complete without importing everything at start-up
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -27,23 +27,42 @@ MODULES = (
 )
 
 
+DEFAULT_PROTOCOL = "default"
+
+
 @dataclass(frozen=True)
 class Reproduction:
     name: str
     description: str
     run: Callable[[Path, bool], dict]
     pending: Callable[[Path, bool], list] | None = None  # the training runs still to do
+    protocols: dict[str, "Reproduction"] = field(default_factory=dict)  # --protocol NAME (besides the default)
+
+    def protocol(self, name: str | None) -> "Reproduction":
+        """This reproduction run under ``--protocol name`` (None or 'default': itself)."""
+        if name in (None, DEFAULT_PROTOCOL):
+            return self
+        if name not in self.protocols:
+            valid = ", ".join([DEFAULT_PROTOCOL, *self.protocols])
+            raise ValueError(f"--protocol {name!r} is not one of {self.name}'s protocols; expected one of: {valid}")
+        return self.protocols[name]
 
 
 _REGISTRY: dict[str, Reproduction] = {}
 
 
-def register(name: str, description: str, pending: Callable[[Path, bool], list] | None = None):
-    """Decorator: register ``fn(out, quick) -> dict`` as ``pclab reproduce name``; ``pending``
-    lists the training runs (``TrainConfig``) it still has to do, for the budget check."""
+def register(name: str, description: str, pending: Callable[[Path, bool], list] | None = None,
+             protocol: str = DEFAULT_PROTOCOL):
+    """Decorator: register ``fn(out, quick) -> dict`` as ``pclab reproduce name`` (or, with
+    ``protocol``, as ``pclab reproduce name --protocol protocol``, registered after the default);
+    ``pending`` lists the training runs (``TrainConfig``) it still has to do, for the budget check."""
 
     def deco(fn):
-        _REGISTRY[name] = Reproduction(name, description, fn, pending)
+        rep = Reproduction(name, description, fn, pending)
+        if protocol == DEFAULT_PROTOCOL:
+            _REGISTRY[name] = rep
+        else:
+            _REGISTRY[name].protocols[protocol] = rep
         return fn
 
     return deco

@@ -62,12 +62,12 @@ def momentum_solver(lr: float = 0.2, momentum: float = 0.9) -> OptaxSolver:
 
 
 def cosine_similarity(a, b) -> jax.Array:
-    """⟨a, b⟩/(‖a‖‖b‖) of two arrays or pytrees of the same structure (flattened), a scalar;
-    0 if either is exactly zero."""
+    """⟨a, b⟩/(‖a‖‖b‖) of two arrays or pytrees of the same structure (flattened), a scalar in
+    [−1, 1] (clipped: rounding puts parallel float32 vectors at 1 + 1e-7); 0 if either is zero."""
     la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
     dot = sum(jnp.vdot(u, v) for u, v in zip(la, lb))
     den = jnp.sqrt(sum(jnp.vdot(u, u) for u in la)) * jnp.sqrt(sum(jnp.vdot(v, v) for v in lb))
-    return jnp.where(den > 0, dot / jnp.where(den > 0, den, 1.0), 0.0)
+    return jnp.where(den > 0, jnp.clip(dot / jnp.where(den > 0, den, 1.0), -1.0, 1.0), 0.0)
 
 
 @eqx.filter_jit
