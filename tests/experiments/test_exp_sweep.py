@@ -185,3 +185,21 @@ def test_weight_lr_curves_share_an_axis():
     lo, hi = ax.get_xlim()
     assert lo < 0.001 and hi > 1.0
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["depth 8", "depth 128"]
+
+
+@pytest.mark.parametrize("flags", [
+    ["--model", "conv", "--dataset", "digits", "--channels", "4", "--blocks", "1", "--stages", "1"],
+    pytest.param(["--model", "transformer", "--dataset", "dyck", "--blocks", "1", "--d-model", "16", "--heads", "2",
+                  "--context", "16", "--loss", "ce", "--n-train", "512"], marks=pytest.mark.slow),  # 27 s: compiles
+], ids=["conv", "transformer"])
+def test_cli_sweep_over_conv_and_transformer_matches_a_single_run(tmp_path, capsys, flags):
+    """`pclab sweep` over a conv or transformer PCN (one vmapped program) ends each point where
+    `pclab train` with that lr ends, and the two lrs really differ."""
+    flags = [*flags, "--epochs", "1", "--infer-steps", "4", "--quiet"]
+    assert main(["sweep", *flags, "--set", "lr=0.003,0.03", "--out", str(tmp_path / "sw")]) == 0
+    rows = {float(r["lr"]): r for r in csv.DictReader(open(tmp_path / "sw" / "results.csv"))}
+    assert set(rows) == {0.003, 0.03} and {r["model"] for r in rows.values()} == {flags[1]}
+    assert main(["train", *flags, "--lr", "0.03", "--out", str(tmp_path / "one")]) == 0
+    single = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert float(rows[0.03]["test_loss"]) == pytest.approx(single["test_loss"], rel=1e-3)
+    assert abs(float(rows[0.03]["test_loss"]) - float(rows[0.003]["test_loss"])) > 1e-3 * single["test_loss"]
