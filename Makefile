@@ -32,7 +32,7 @@ run: $(RUN_STAMP)
 	$(BIN)/pclab train
 
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist worksteal --durations=15
 
 bench: $(RUN_STAMP)
 	$(BIN)/pclab bench --json

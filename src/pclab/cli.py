@@ -40,11 +40,13 @@ def _field_types() -> dict[str, type]:
     return out
 
 
-def _add_train_flags(p: argparse.ArgumentParser) -> None:
+def _add_train_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     from .experiments.config import REGISTRIES, TrainConfig
 
     types_ = _field_types()
     for f in fields(TrainConfig):
+        if f.name in skip:
+            continue
         flag = "--" + f.name.replace("_", "-")
         t = types_[f.name]
         if f.name == "algo_options":
@@ -64,11 +66,11 @@ def _default(f):
     return f.default.value if isinstance(f.default, enum.Enum) else f.default
 
 
-def resolve_config(args: argparse.Namespace):
-    """defaults < --preset < --config FILE < flags."""
+def resolve_config(args: argparse.Namespace, base: dict | None = None):
+    """defaults < ``base`` < --preset < --config FILE < flags."""
     from .experiments.config import TrainConfig, read_preset, read_toml
 
-    values: dict = {}
+    values: dict = dict(base or {})
     if getattr(args, "preset", None):
         values.update(read_preset(args.preset))
     if getattr(args, "config", None):
@@ -165,16 +167,55 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+# pclab bench's own defaults (the μPC ResNet of benchmarks/README.md); its sizing flags default
+# to None so that, with --to-accuracy, a --preset can set them.
+BENCH_DEFAULTS = dict(depth=128, width=128, batch=128, infer_steps=16, model="resnet", param="mupc")
+
+
 def cmd_bench(args) -> int:
+    given = {k: getattr(args, k) for k in BENCH_DEFAULTS if getattr(args, k) is not None}
+    if args.to_accuracy is not None:
+        return _bench_to_accuracy(args)
     from .bench import run_bench
 
-    res = run_bench(depth=args.depth, width=args.width, batch=args.batch, infer_steps=args.infer_steps,
-                    model=args.model, param=args.param, repeats=args.repeats)
+    sizes = {**BENCH_DEFAULTS, **given}
+    res = run_bench(depth=sizes["depth"], width=sizes["width"], batch=sizes["batch"], infer_steps=sizes["infer_steps"],
+                    model=sizes["model"], param=sizes["param"], repeats=args.repeats)
     if args.json:
         print(json.dumps(res.as_dict()))
     else:
         for k, v in res.as_dict().items():
             print(f"{k:>14}: {v:.4g}" if isinstance(v, float) else f"{k:>14}: {v}")
+    return 0
+
+
+def bench_train_config(args):
+    """The TrainConfig of ``pclab bench --to-accuracy``: bench's depth and width (128) < --preset
+    < --config < flags (``--batch`` is the batch size)."""
+    if getattr(args, "batch", None) is not None:
+        args.batch_size = args.batch
+    return resolve_config(args, base={"depth": BENCH_DEFAULTS["depth"], "width": BENCH_DEFAULTS["width"]})
+
+
+def _bench_to_accuracy(args) -> int:
+    """--to-accuracy: train (bench sizes < --preset < flags) until the target test accuracy."""
+    from .experiments.time_to_accuracy import time_to_accuracy
+
+    config = bench_train_config(args)
+    res = time_to_accuracy(config, args.to_accuracy, every=args.eval_every, progress=False if args.quiet else None)
+    if args.json:
+        print(json.dumps({"config": config.to_dict(), **res.as_dict()}))
+        return 0
+    what = f"{config.algo} ({config.solver_name}, T = {config.infer_steps})" if config.rule.runs_inference else config.algo
+    for e in res.evals:
+        print(f"step {e['step']:>6}  epoch {e['epoch']:6.2f}  test accuracy {100 * e['test_accuracy']:6.2f}%  "
+              f"training {e['train_seconds']:8.1f} s")
+    if res.reached:
+        print(f"{what}: {100 * args.to_accuracy:g}% reached after {res.steps} steps, {res.train_seconds:.1f} s of "
+              f"training (evaluations excluded)")
+    else:
+        why = "diverged" if res.diverged else f"not reached in {config.epochs} epochs"
+        print(f"{what}: {100 * args.to_accuracy:g}% {why} ({res.total_steps} steps, {res.total_train_seconds:.1f} s)")
     return 0
 
 
@@ -218,17 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_flags(t)
     t.set_defaults(func=cmd_train)
 
-    b = sub.add_parser("bench", help="time a PC training step against BP and against its own matmuls")
-    b.add_argument("--depth", type=int, default=128)
-    b.add_argument("--width", type=int, default=128)
-    b.add_argument("--batch", type=int, default=128)
-    b.add_argument("--infer-steps", type=int, default=16)
-    b.add_argument("--model", choices=["resnet", "mlp", "conv", "transformer"], default="resnet",
+    b = sub.add_parser("bench", help="time a PC training step against BP and against its own matmuls, "
+                                     "or the wall time to a test accuracy (--to-accuracy)")
+    b.add_argument("--depth", type=int, help="default 128")
+    b.add_argument("--width", type=int, help="default 128")
+    b.add_argument("--batch", type=int, help="default 128")
+    b.add_argument("--infer-steps", type=int, help="default 16")
+    b.add_argument("--model", choices=["resnet", "mlp", "conv", "transformer"],
                    help="dense nets: depth weight layers of width N; conv: depth blocks of width channels; "
-                        "transformer: depth blocks of d_model = width")
-    b.add_argument("--param", choices=PARAMETERISATIONS.names(), default="mupc")
+                        "transformer: depth blocks of d_model = width (default resnet)")
+    b.add_argument("--param", choices=PARAMETERISATIONS.names(), help="default mupc")
     b.add_argument("--repeats", type=int, default=10, help="timed repeats after warm-up (median reported)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--to-accuracy", type=float, metavar="ACC",
+                   help="train instead until the test accuracy reaches ACC (e.g. 0.97) or --epochs end; report "
+                        "the steps and wall time (the learning rule and solver from the train flags below)")
+    b.add_argument("--eval-every", type=int, default=100, metavar="STEPS", help="with --to-accuracy (default 100)")
+    b.add_argument("--preset", choices=presets(), help="with --to-accuracy: a named training configuration")
+    b.add_argument("--config", metavar="FILE", help="with --to-accuracy: a TOML file of TrainConfig values")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_train_flags(b, skip=tuple(BENCH_DEFAULTS) + ("batch_size",))
     b.set_defaults(func=cmd_bench)
 
     w = sub.add_parser("sweep", help="train a grid of configurations into one folder with results.csv")

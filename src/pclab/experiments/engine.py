@@ -119,6 +119,7 @@ class TrainLoop:
         self.desc, self.examples_per_step = desc, examples_per_step
         self.pos, self.watch = Position(), Watch(members)
         self._t0, self._wall0 = time.perf_counter(), 0.0
+        self._halted = False
 
     # ----- resumable state ------------------------------------------------------------------
     def wall(self) -> float:
@@ -139,10 +140,14 @@ class TrainLoop:
             if h.name in saved:
                 h.load_state_dict(saved[h.name])
 
+    def halt(self) -> None:
+        """Stop after the current step (a hook's early stop, e.g. a target accuracy reached)."""
+        self._halted = True
+
     @property
     def stopped(self) -> bool:
-        """No member is alive."""
-        return not self.watch.alive.any()
+        """No member is alive, or a hook called :meth:`halt`."""
+        return self._halted or not self.watch.alive.any()
 
     # ----- the loop -------------------------------------------------------------------------
     def run(self, state):
@@ -166,6 +171,8 @@ class TrainLoop:
                         h.on_step(self, state, info)
                     bar.update(1)
                     bar.set_postfix(self._postfix(loss), refresh=False)
+                    if self._halted:
+                        break
                 if self.stopped:
                     break
                 self.pos.epoch, self.pos.batch = self.pos.epoch + 1, 0

@@ -184,7 +184,7 @@ def prepare(config: TrainConfig, data: RunData | None = None) -> _Prepared:
     return _Prepared(model, opt, step, spec, inference, data)
 
 
-def _evaluate(p: _Prepared, model, config: TrainConfig) -> dict[str, float]:
+def evaluate_run(p: _Prepared, model, config: TrainConfig) -> dict[str, float]:
     """Test loss and accuracy; for a generative model also the reconstruction MSE."""
     if config.mode is Mode.GENERATIVE:
         from ..learning.generative import evaluate_generative
@@ -211,6 +211,29 @@ def _diagnose(p: _Prepared, model, config: TrainConfig) -> dict[str, Any]:
         "layer_energies": [float(v) for v in layer_energies(model, sol.z, x_used, yb, p.spec)],
         "infer_trace": [] if sol.energies is None else [float(v) for v in sol.energies[: int(sol.steps)]],
     }
+
+
+def loop_parts(p: _Prepared, config: TrainConfig) -> tuple[Callable, Callable, int]:
+    """The :class:`TrainLoop` pieces of a run: ``step(state, batch, alive)`` on state
+    (model, optimiser state), ``batches(epoch)`` (seeded by ``config.seed`` and the epoch, last
+    partial batch dropped) and the number of batches per epoch."""
+    x, y = p.data.pairs(config.mode)
+    key = jax.random.PRNGKey(config.seed)
+
+    def step(state, batch, alive):
+        model, opt_state, info = p.step(*state, *batch)
+        return (model, opt_state), info
+
+    def batches(epoch):
+        for xb, yb in pdata.batches(x, y, config.batch_size, key=jax.random.fold_in(key, epoch)):
+            yield xb, p.data.target(yb)
+
+    return step, batches, pdata.num_batches(x.shape[0], config.batch_size, drop_last=True)
+
+
+def initial_state(p: _Prepared) -> tuple:
+    """(model, optimiser state) at step 0."""
+    return p.model, p.optimizer.init(eqx.filter(p.model, eqx.is_array))
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -264,29 +287,19 @@ def _train(config: TrainConfig, out: Path, resume: bool, created: bool, progress
     if not resume:
         atomic_write_json(out / "config.json", config.to_dict())
 
-    x, y = p.data.pairs(config.mode)
-    n_batches = pdata.num_batches(x.shape[0], config.batch_size, drop_last=True)
-    key = jax.random.PRNGKey(config.seed)
+    step, batches, n_batches = loop_parts(p, config)
     window, rows = Window(), []
 
     def evaluate_now(loop: TrainLoop, state) -> None:
         means = window.drain()
         row = {"step": loop.pos.step, "epoch": loop.pos.epoch + loop.pos.batch / n_batches,
                "train_loss": float(means["loss"][0]), "energy": float(means["energy"][0]),
-               **_evaluate(p, state[0], config), "infer_steps": float(means["infer_steps"][0]),
+               **evaluate_run(p, state[0], config), "infer_steps": float(means["infer_steps"][0]),
                "wall_time": loop.wall(), **_diagnose(p, state[0], config)}
         append_metrics(out / "metrics.jsonl", row)
         rows.append(row)
         if on_eval:
             on_eval(row)
-
-    def step(state, batch, alive):
-        model, opt_state, info = p.step(*state, *batch)
-        return (model, opt_state), info
-
-    def batches(epoch):
-        for xb, yb in pdata.batches(x, y, config.batch_size, key=jax.random.fold_in(key, epoch)):
-            yield xb, p.data.target(yb)
 
     loop = TrainLoop(
         step, batches,
@@ -295,7 +308,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, created: bool, progress
         hooks=[window, Every(eval_points(n_batches, config.evals_per_epoch), evaluate_now),
                Checkpoint(lambda state, meta: save_checkpoint(out, state, meta), config.checkpoint_every)])
 
-    state = (p.model, p.optimizer.init(eqx.filter(p.model, eqx.is_array)))
+    state = initial_state(p)
     if resume and (out / "checkpoint.json").exists():
         state, meta = load_checkpoint(out, state)
         loop.restore(_legacy_meta(meta))
