@@ -2,8 +2,10 @@ r"""Speed benchmark: a PC training step against a BP step and against its own ma
 
 Cost model: per layer and example, a PC step with T inference steps costs ≈ 2T + 3 layer
 passes (feedforward init, prediction + transposed error per step, weight gradient), BP ≈ 3.
-``efficiency`` = (model FLOPs / PC step time) / (throughput of width-sized matmuls batched
-over depth, timed in the same process). Models: the dense ``mlp``/``resnet`` (depth weight
+``efficiency`` = (model FLOPs / PC step time) / (the machine's best matmul throughput: large
+square matmuls, :func:`peak_matmul_throughput`, timed in the same process);
+``layer_efficiency`` = the same FLOP rate / (throughput of width-sized matmuls batched over
+depth, the PCN's own kernel timed alone), the figure called ``efficiency`` before. Models: the dense ``mlp``/``resnet`` (depth weight
 layers of width N), ``conv`` (``depth`` residual conv blocks over two stages of ``width``
 channels on 28×28×1 images) and ``transformer`` (``depth`` blocks of d_model = ``width``,
 4 heads, 64 tokens of a 64-symbol vocabulary, cross-entropy).
@@ -47,6 +49,8 @@ class BenchResult:
     model_gflop: float
     gflops: float
     matmul_gflops: float
+    layer_efficiency: float
+    peak_gflops: float
     efficiency: float
 
     def as_dict(self) -> dict:
@@ -79,6 +83,16 @@ def matmul_throughput(depth: int, width: int, batch: int, repeats: int, dtype=jn
     f = jax.jit(stacked)
     secs = median_time(lambda: f(a, w).block_until_ready(), repeats)
     return 2 * depth * batch * width * width / secs / 1e9
+
+
+def peak_matmul_throughput(size: int = 2048, repeats: int = 5, dtype=jnp.float32) -> float:
+    """GFLOP/s of one jitted (size × size) @ (size × size) matmul at full precision: the
+    machine's best matmul rate, the reference of ``efficiency`` (2·size³ FLOPs per call)."""
+    k1, k2 = jax.random.split(jax.random.PRNGKey(2))
+    a, b = jax.random.normal(k1, (size, size), dtype), jax.random.normal(k2, (size, size), dtype)
+    f = jax.jit(lambda a, b: jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST))
+    secs = median_time(lambda: f(a, b).block_until_ready(), repeats)
+    return 2 * size**3 / secs / 1e9
 
 
 def bench_workload(model: str, depth: int, width: int, batch: int, param: str, d_in: int | None = None,
@@ -114,6 +128,7 @@ def run_bench(
     d_out: int = 10,
     repeats: int = 10,
     activity_lr: float = 0.1,
+    peak_size: int = 2048,
 ) -> BenchResult:
     """Time one PC and one BP training step (Adam) on random data; see module docstring.
 
@@ -134,11 +149,12 @@ def run_bench(
     pc_s = median_time(lambda: _block(pc(net, state, x, y)), repeats)
     bp_s = median_time(lambda: _block(bp(net, state, x, y)), repeats)
     mm = matmul_throughput(depth - 2 if depth > 2 else 1, width, batch, repeats)
+    peak = peak_matmul_throughput(peak_size)
     flop = (2 * infer_steps + 3) * net.matmul_flops(batch)
     gflops = flop / pc_s / 1e9
     return BenchResult(
         depth=depth, width=width, batch=batch, infer_steps=infer_steps, model=model, param=param,
         backend=jax.default_backend(), pc_step_s=pc_s, bp_step_s=bp_s, ratio=pc_s / bp_s,
         ideal_ratio=(2 * infer_steps + 3) / 3, compile_s=compile_s, model_gflop=flop / 1e9,
-        gflops=gflops, matmul_gflops=mm, efficiency=gflops / mm,
+        gflops=gflops, matmul_gflops=mm, layer_efficiency=gflops / mm, peak_gflops=peak, efficiency=gflops / peak,
     )
