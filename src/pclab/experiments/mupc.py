@@ -61,11 +61,9 @@ class DepthVariant:
     t_hidden: bool = False
 
 
-DEPTH_VARIANTS = {label: DepthVariant(slug, settings) for label, slug, settings in (
-    ("PC (SP)", "pc-sp", VARIANTS["PC (SP)"]), ("μPC", "mupc", VARIANTS["μPC"]),
-    ("μPC (Newton, λ=0.01)", "mupc-newton", VARIANTS["μPC (Newton, λ=0.01)"]),
-    ("μPC (Newton, λ=1, scaled lr)", "mupc-newton-scaled", VARIANTS["μPC (Newton, λ=1, scaled lr)"]),
-    ("BP (Depth-μP)", "bp-depthmup", VARIANTS["BP (Depth-μP)"]))}
+_SLUGS = {"PC (SP)": "pc-sp", "μPC": "mupc", "μPC (Newton, λ=0.01)": "mupc-newton",
+          "μPC (Newton, λ=1, scaled lr)": "mupc-newton-scaled", "BP (Depth-μP)": "bp-depthmup"}
+DEPTH_VARIANTS = {label: DepthVariant(_SLUGS[label], settings) for label, settings in VARIANTS.items()}
 
 # The μPC authors' protocol (``--preset mupc-paper``: batch 64, Adam lr 0.1, GD activity step
 # 0.5 on a batch-mean energy, no biases, one epoch, float64) with their depth figure's T = L − 1,
