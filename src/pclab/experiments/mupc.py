@@ -97,7 +97,7 @@ PAPER = {
     "paper-width128": DepthStudy(("mnist", "fashion-mnist"), _PAPER_DEPTHS, dict(width=128, epochs=1, evals_per_epoch=1),
                                  PAPER_VARIANTS, "the μPC authors' protocol at width 128"),
 }
-PAPER_QUICK = DepthStudy(("digits",), (4, 12), dict(width=32, epochs=5, evals_per_epoch=1), PAPER_VARIANTS,
+PAPER_QUICK = DepthStudy(("digits",), (4, 8), dict(width=32, epochs=5, evals_per_epoch=1), PAPER_VARIANTS,
                          "the μPC authors' protocol, quick (digits, width 32)")
 
 
