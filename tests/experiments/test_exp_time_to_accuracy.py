@@ -38,8 +38,11 @@ def test_cli_to_accuracy_json_and_bad_input(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["reached"] and (out["steps"] % 10 == 0 or out["steps"] % 22 == 0)  # an eval step
     assert (out["config"]["depth"], out["config"]["batch_size"], out["config"]["infer_steps"]) == (4, 64, 4)
-    for bad, needle in ((["--to-accuracy", "97"], "target=97.0"), (["--to-accuracy", "0.9", "--eval-every", "0"], "every=0")):
-        assert main(["bench", *bad, "--dataset", "digits"]) == 2
+    for bad, needle in ((["--to-accuracy", "97", "--dataset", "digits"], "target=97.0"),
+                        (["--to-accuracy", "0.9", "--eval-every", "0", "--dataset", "digits"], "every=0"),
+                        (["--algo", "epc"], "--algo applies only with --to-accuracy"),
+                        (["--algo-opt", "beta=0.1"], "--algo-opt applies only with --to-accuracy")):
+        assert main(["bench", *bad]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and needle in err
 
