@@ -225,7 +225,7 @@ def _bench_to_accuracy(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .experiments.registry import get_reproduction, reproductions
+    from .experiments.registry import DEFAULT_PROTOCOL, get_reproduction, reproductions
     from .experiments.sweep import check_budget
 
     if args.list or not args.name:
@@ -235,7 +235,7 @@ def cmd_reproduce(args) -> int:
                 print(f"{'':<26}--protocol {proto}: {p.description}")
         return 0
     rep = get_reproduction(args.name).protocol(args.protocol)
-    tag = "" if rep is get_reproduction(args.name) else f"-{args.protocol}"
+    tag = "" if args.protocol in (None, DEFAULT_PROTOCOL) else f"-{args.protocol}"
     out = Path(args.out or f"runs/reproduce-{args.name}{tag}")
     if rep.pending is not None:
         what = f"pclab reproduce {args.name}" + (f" --protocol {args.protocol}" if tag else "")
