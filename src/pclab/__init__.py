@@ -42,6 +42,7 @@ from .learning import (
 )
 from .nn import PCN, AbstractPCN, ConvPCN, TransformerPCN, convnet, count_matmul_flops, layer_maps, mlp, resnet, transformer
 from .options import Activation, ActivityInit, Mode, OutputLoss, Status, parse_option
+from .parallel import batch_mesh, replicate, shard_batch, use_cpu_devices
 from .params import PARAMETERISATIONS, MuP, MuPC, Multipliers, NTP, ParamInfo, Parameterisation, Role, SP, get_param
 from .registry import Registry
 
@@ -59,4 +60,5 @@ __all__ = [
     "AbstractLearningRule", "PC", "BP", "LEARNING_RULES", "get_rule", "InferenceConfig", "StepInfo", "Evaluation", "make_train_step", "evaluate",
     "pc_weight_grad", "bp_grad", "scale_updates", "train_grads", "apply_grads",
     "Activation", "ActivityInit", "Mode", "OutputLoss", "Status", "parse_option",
+    "use_cpu_devices", "batch_mesh", "replicate", "shard_batch",
 ]

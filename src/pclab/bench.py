@@ -28,6 +28,7 @@ from .learning import InferenceConfig, make_train_step
 from .nn.conv import convnet
 from .nn.dense import mlp, resnet, stacked
 from .nn.transformer import transformer
+from .parallel import batch_mesh, replicate, shard_batch, use_cpu_devices
 
 BENCH_MODELS = ("resnet", "mlp", "conv", "transformer")
 
@@ -38,6 +39,7 @@ class BenchResult:
     width: int
     batch: int
     infer_steps: int
+    devices: int
     model: str
     param: str
     backend: str
@@ -129,17 +131,25 @@ def run_bench(
     repeats: int = 10,
     activity_lr: float = 0.1,
     peak_size: int = 2048,
+    devices: int = 1,
 ) -> BenchResult:
     """Time one PC and one BP training step (Adam) on random data; see module docstring.
 
-    ``d_in`` defaults to ``width`` so that every layer is a width × width matmul.
+    ``d_in`` defaults to ``width`` so that every layer is a width × width matmul. ``devices``
+    > 1 splits the batch over that many devices (:mod:`pclab.parallel`; on a CPU, cores).
     """
+    if devices > 1:
+        use_cpu_devices(devices)
     net, x, y, spec = bench_workload(model, depth, width, batch, param, d_in, d_out)
     opt = optax.adam(1e-3)
     inference = InferenceConfig(GradientDescent(activity_lr), max_steps=infer_steps)
     pc = make_train_step(opt, "pc", spec=spec, inference=inference)
     bp = make_train_step(opt, "bp", spec=spec)
     state = opt.init(eqx.filter(net, eqx.is_array))
+    if devices > 1:
+        mesh = batch_mesh(devices)
+        net, state = replicate((net, state), mesh)
+        x, y = shard_batch((x, y), mesh)
 
     t0 = time.perf_counter()
     _block(pc(net, state, x, y))
@@ -153,7 +163,7 @@ def run_bench(
     flop = (2 * infer_steps + 3) * net.matmul_flops(batch)
     gflops = flop / pc_s / 1e9
     return BenchResult(
-        depth=depth, width=width, batch=batch, infer_steps=infer_steps, model=model, param=param,
+        depth=depth, width=width, batch=batch, infer_steps=infer_steps, devices=devices, model=model, param=param,
         backend=jax.default_backend(), pc_step_s=pc_s, bp_step_s=bp_s, ratio=pc_s / bp_s,
         ideal_ratio=(2 * infer_steps + 3) / 3, compile_s=compile_s, model_gflop=flop / 1e9,
         gflops=gflops, matmul_gflops=mm, layer_efficiency=gflops / mm, peak_gflops=peak, efficiency=gflops / peak,

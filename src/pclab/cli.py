@@ -178,14 +178,14 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
     from .experiments.config import TrainConfig
 
-    training_only = [f.name for f in fields(TrainConfig) if f.name not in BENCH_DEFAULTS and getattr(args, f.name, None)
-                     is not None] + [k for k in ("preset", "config") if getattr(args, k)]
+    training_only = [f.name for f in fields(TrainConfig) if f.name not in (*BENCH_DEFAULTS, "devices")
+                     and getattr(args, f.name, None) is not None] + [k for k in ("preset", "config") if getattr(args, k)]
     if training_only:
         flag = "--algo-opt" if training_only[0] == "algo_options" else "--" + training_only[0].replace("_", "-")
         raise UsageError(f"{flag} applies only with --to-accuracy (the step benchmark times GD PC against BP)")
     sizes = {**BENCH_DEFAULTS, **{k: getattr(args, k) for k in BENCH_DEFAULTS if getattr(args, k) is not None}}
     res = run_bench(depth=sizes["depth"], width=sizes["width"], batch=sizes["batch"], infer_steps=sizes["infer_steps"],
-                    model=sizes["model"], param=sizes["param"], repeats=args.repeats)
+                    model=sizes["model"], param=sizes["param"], repeats=args.repeats, devices=args.devices or 1)
     if args.json:
         print(json.dumps(res.as_dict()))
     else:

@@ -88,6 +88,7 @@ class TrainConfig:
     optimizer: OptimizerName = OptimizerName.ADAM
     scale_lr: bool = False
     seed: int = 0
+    devices: int = 1  # data parallel: the batch split over this many devices (on a CPU, one per core)
     x64: bool = False  # train in float64 (the μPC authors' protocol); data and model are cast
     evals_per_epoch: int = 2
     checkpoint_every: int = 200
@@ -108,12 +109,15 @@ class TrainConfig:
         if self.algo_options is not None and not isinstance(self.algo_options, dict):
             raise ValueError(f"algo_options={self.algo_options!r} is not valid; expected a table of NAME = VALUE")
         for name in ("depth", "width", "epochs", "batch_size", "infer_steps", "evals_per_epoch", "checkpoint_every",
-                     "channels", "stages", "d_model", "heads", "context"):
+                     "channels", "stages", "d_model", "heads", "context", "devices"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}={v!r} is not valid; expected an integer >= 1")
         if isinstance(self.blocks, bool) or not isinstance(self.blocks, int) or self.blocks < 0:
             raise ValueError(f"blocks={self.blocks!r} is not valid; expected an integer >= 0")
+        if self.batch_size % self.devices:
+            raise ValueError(f"batch_size={self.batch_size} cannot be split over devices={self.devices}; expected "
+                             f"a batch size divisible by {self.devices}")
         if self.depth < 2:
             raise ValueError(f"depth={self.depth} is not valid; expected an integer >= 2 (weight layers)")
         if self.n_train is not None and (not isinstance(self.n_train, int) or self.n_train < self.batch_size):

@@ -194,6 +194,9 @@ def train_lr_grids(
     returned grid (one per seed, in order) matches separate runs. Cost: one model per
     (seed, lr, activity lr).
     """
+    if config.devices > 1:
+        raise ValueError(f"devices={config.devices} applies to single runs (pclab train, pclab bench); a "
+                         "learning-rate grid runs vmapped on one device")
     if not lrs or any(not v > 0 for v in lrs):
         raise ValueError(f"lrs={list(lrs)!r} is not valid; expected a non-empty list of numbers > 0")
     alrs = list(activity_lrs) if config.uses_activity_lr and activity_lrs else [config.activity_lr]

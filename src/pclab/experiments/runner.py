@@ -34,6 +34,7 @@ from ..inference import infer
 from ..io import atomic_write_json
 from ..learning import InferenceConfig, evaluate, make_train_step, scale_updates
 from ..options import Mode
+from ..parallel import batch_mesh, replicate, shard_batch, use_cpu_devices
 from ..params import get_param
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -160,6 +161,7 @@ class _Prepared:
     spec: EnergySpec
     inference: InferenceConfig
     data: RunData
+    mesh: Any = None  # a jax.sharding.Mesh over config.devices devices, or None
 
 
 def run_spec(config: TrainConfig, step_size=None) -> tuple[EnergySpec, InferenceConfig]:
@@ -175,13 +177,16 @@ def run_data(config: TrainConfig, data: RunData | None = None) -> RunData:
 
 
 def prepare(config: TrainConfig, data: RunData | None = None) -> _Prepared:
-    """Load the data and build the model, optimiser and jitted step of ``config``."""
+    """Load the data and build the model, optimiser and jitted step of ``config`` (and, with
+    ``config.devices`` > 1, the mesh that its batches are split over)."""
+    if config.devices > 1:
+        use_cpu_devices(config.devices)  # before the first computation
     data = run_data(config, data)
     model = cast_floats(build_model(config, *data.dims(config.mode)), config)
     opt = build_optimizer(config, model)
     spec, inference = run_spec(config)
     step = make_train_step(opt, config.rule, spec=spec, inference=inference, mode=config.mode)
-    return _Prepared(model, opt, step, spec, inference, data)
+    return _Prepared(model, opt, step, spec, inference, data, batch_mesh(config.devices) if config.devices > 1 else None)
 
 
 def evaluate_run(p: _Prepared, model, config: TrainConfig) -> dict[str, float]:
@@ -226,14 +231,20 @@ def loop_parts(p: _Prepared, config: TrainConfig) -> tuple[Callable, Callable, i
 
     def batches(epoch):
         for xb, yb in pdata.batches(x, y, config.batch_size, key=jax.random.fold_in(key, epoch)):
-            yield xb, p.data.target(yb)
+            batch = xb, p.data.target(yb)
+            yield batch if p.mesh is None else shard_batch(batch, p.mesh)
 
     return step, batches, pdata.num_batches(x.shape[0], config.batch_size, drop_last=True)
 
 
 def initial_state(p: _Prepared) -> tuple:
-    """(model, optimiser state) at step 0."""
-    return p.model, p.optimizer.init(eqx.filter(p.model, eqx.is_array))
+    """(model, optimiser state) at step 0 (on every device of the run's mesh, if any)."""
+    return placed(p, (p.model, p.optimizer.init(eqx.filter(p.model, eqx.is_array))))
+
+
+def placed(p: _Prepared, state):
+    """``state`` replicated over the run's mesh (unchanged on one device)."""
+    return state if p.mesh is None else replicate(state, p.mesh)
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -311,6 +322,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, created: bool, progress
     state = initial_state(p)
     if resume and (out / "checkpoint.json").exists():
         state, meta = load_checkpoint(out, state)
+        state = placed(p, state)
         loop.restore(_legacy_meta(meta))
         rows = truncate_metrics(out / "metrics.jsonl", meta["step"])
     elif not resume or not (out / "metrics.jsonl").exists():

@@ -106,6 +106,10 @@ def _check_same_config(run_dir: Path, config: TrainConfig) -> None:
         return
     except (OSError, ValueError) as e:
         raise RunError(f"{str(run_dir)!r} holds an unreadable config.json ({e}); remove that folder") from None
+    try:  # fields added since that run was written take their defaults
+        old = TrainConfig.from_dict(old).to_dict()
+    except (TypeError, ValueError) as e:
+        raise RunError(f"{str(run_dir)!r} holds a config.json this pclab cannot read ({e}); remove that folder") from None
     new = config.to_dict()
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if changed:
