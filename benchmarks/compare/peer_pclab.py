@@ -18,9 +18,7 @@ from workload import Spec, main, read_data, time_steps
 
 
 def run(spec: Spec, variant: str) -> dict:
-    devices = int(variant.removeprefix("devices=") or 1)
-    if devices > 1:
-        pclab.use_cpu_devices(devices)
+    mesh = pclab.parallel.data_parallel_mesh(int(variant.removeprefix("devices=") or 1))
     weights, x, y = read_data(spec)
     build = pclab.resnet if spec.skips else pclab.mlp
     net = build(jax.random.PRNGKey(0), spec.d_in, spec.width, spec.depth, spec.d_out, act="relu",
@@ -35,8 +33,7 @@ def run(spec: Spec, variant: str) -> dict:
     train = pclab.make_train_step(opt, "pc", spec=pclab.EnergySpec("mse"), inference=inference)
     x, y = jnp.asarray(x), jnp.asarray(y)
     state = (net, opt.init(eqx.filter(net, eqx.is_array)))
-    if devices > 1:
-        mesh = pclab.batch_mesh(devices)
+    if mesh is not None:
         state, (x, y) = pclab.replicate(state, mesh), pclab.shard_batch((x, y), mesh)
 
     def step(state):

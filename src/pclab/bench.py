@@ -28,7 +28,7 @@ from .learning import InferenceConfig, make_train_step
 from .nn.conv import convnet
 from .nn.dense import mlp, resnet, stacked
 from .nn.transformer import transformer
-from .parallel import batch_mesh, replicate, shard_batch, use_cpu_devices
+from .parallel import data_parallel_mesh, replicate, shard_batch
 
 BENCH_MODELS = ("resnet", "mlp", "conv", "transformer")
 
@@ -138,16 +138,14 @@ def run_bench(
     ``d_in`` defaults to ``width`` so that every layer is a width × width matmul. ``devices``
     > 1 splits the batch over that many devices (:mod:`pclab.parallel`; on a CPU, cores).
     """
-    if devices > 1:
-        use_cpu_devices(devices)
+    mesh = data_parallel_mesh(devices)
     net, x, y, spec = bench_workload(model, depth, width, batch, param, d_in, d_out)
     opt = optax.adam(1e-3)
     inference = InferenceConfig(GradientDescent(activity_lr), max_steps=infer_steps)
     pc = make_train_step(opt, "pc", spec=spec, inference=inference)
     bp = make_train_step(opt, "bp", spec=spec)
     state = opt.init(eqx.filter(net, eqx.is_array))
-    if devices > 1:
-        mesh = batch_mesh(devices)
+    if mesh is not None:
         net, state = replicate((net, state), mesh)
         x, y = shard_batch((x, y), mesh)
 

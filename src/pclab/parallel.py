@@ -56,6 +56,15 @@ def batch_mesh(n: int) -> Mesh:
     return Mesh(devices[:n], (AXIS,))
 
 
+def data_parallel_mesh(n: int) -> Mesh | None:
+    """:func:`use_cpu_devices` then :func:`batch_mesh` for ``n`` > 1 (call it before the
+    first computation); ``None`` for one device."""
+    if _check_count(n) == 1:
+        return None
+    use_cpu_devices(n)
+    return batch_mesh(n)
+
+
 def replicate(tree, mesh: Mesh):
     """Every array leaf of ``tree`` copied to every device of ``mesh``."""
     sharding = NamedSharding(mesh, PartitionSpec())
@@ -77,4 +86,4 @@ def shard_batch(tree, mesh: Mesh):
     return jax.tree_util.tree_map(put, tree)
 
 
-__all__ = ["use_cpu_devices", "batch_mesh", "replicate", "shard_batch"]
+__all__ = ["use_cpu_devices", "batch_mesh", "data_parallel_mesh", "replicate", "shard_batch"]

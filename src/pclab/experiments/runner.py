@@ -34,7 +34,7 @@ from ..inference import infer
 from ..io import atomic_write_json
 from ..learning import InferenceConfig, evaluate, make_train_step, scale_updates
 from ..options import Mode
-from ..parallel import batch_mesh, replicate, shard_batch, use_cpu_devices
+from ..parallel import data_parallel_mesh, replicate, shard_batch
 from ..params import get_param
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -179,14 +179,13 @@ def run_data(config: TrainConfig, data: RunData | None = None) -> RunData:
 def prepare(config: TrainConfig, data: RunData | None = None) -> _Prepared:
     """Load the data and build the model, optimiser and jitted step of ``config`` (and, with
     ``config.devices`` > 1, the mesh that its batches are split over)."""
-    if config.devices > 1:
-        use_cpu_devices(config.devices)  # before the first computation
+    mesh = data_parallel_mesh(config.devices)  # before the first computation
     data = run_data(config, data)
     model = cast_floats(build_model(config, *data.dims(config.mode)), config)
     opt = build_optimizer(config, model)
     spec, inference = run_spec(config)
     step = make_train_step(opt, config.rule, spec=spec, inference=inference, mode=config.mode)
-    return _Prepared(model, opt, step, spec, inference, data, batch_mesh(config.devices) if config.devices > 1 else None)
+    return _Prepared(model, opt, step, spec, inference, data, mesh)
 
 
 def evaluate_run(p: _Prepared, model, config: TrainConfig) -> dict[str, float]:
