@@ -33,6 +33,7 @@ def test_train_writes_a_complete_run_folder(tmp_path, capsys):
     assert summary["test_accuracy"] > 0.5  # digits is easy: well above 10% chance after 2 epochs
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 4  # 2 evaluations per epoch
+    assert summary["best_test_accuracy"] == max(r["test_accuracy"] for r in rows)
     for key in ("step", "epoch", "train_loss", "energy", "test_loss", "test_accuracy", "infer_steps", "wall_time"):
         assert key in rows[0]
     assert len(rows[-1]["layer_energies"]) == 4 and len(rows[-1]["infer_trace"]) == 8
@@ -64,6 +65,8 @@ def test_config_file_is_overridden_by_flags(tmp_path, capsys):
         (["train", "--dataset", "cifar10", "--cifar-path", "/nonexistent/cifar"], "cifar"),
         (["train", "--config", "/nonexistent.toml"], "does not exist"),
         (["train", "--lr", "-1", "--dataset", "digits"], "lr=-1.0 is not valid"),
+        (["train", "--weight-decay", "0.1", "--dataset", "digits"], "weight_decay=0.1 needs optimizer='adamw'"),
+        (["train", "--lr-schedule", "linear", "--dataset", "digits"], "invalid choice: 'linear'"),
         (["train", "--algo-opt", "beta=0.1", "--dataset", "digits"], "'beta' not an option of PC"),
         (["train", "--algo-opt", "beta", "--dataset", "digits"], "--algo-opt 'beta' is not valid; expected NAME=VALUE"),
         (["train", "--mode", "generative", "--model", "conv", "--dataset", "digits"], "needs a dense model"),

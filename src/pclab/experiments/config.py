@@ -46,8 +46,28 @@ class OptimizerName(str, enum.Enum):
     MOMENTUM = "momentum"
 
 
+class LRSchedule(str, enum.Enum):
+    """The weight learning rate over a run of ``S`` steps, as a factor s(t) on ``lr``.
+
+    - ``constant``: s(t) = 1.
+    - ``warmup-cosine``: linear warm-up from 0 to 1 over the first 10% of the steps, then a
+      cosine decay to 0.1 at step S (the shape of pcx's benchmark schedule).
+    """
+
+    CONSTANT = "constant"
+    WARMUP_COSINE = "warmup-cosine"
+
+    def factor(self, total_steps: int) -> optax.Schedule:
+        """s(t) for a run of ``total_steps`` weight updates."""
+        if self is LRSchedule.CONSTANT:
+            return optax.constant_schedule(1.0)
+        warmup = max(1, round(0.1 * total_steps))
+        return optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup, max(total_steps, warmup + 1), end_value=0.1)
+
+
 _ENUMS = {
     "dataset": DatasetName, "act": Activation, "loss": OutputLoss, "optimizer": OptimizerName, "mode": Mode,
+    "lr_schedule": LRSchedule,
 }
 REGISTRIES = {"param": PARAMETERISATIONS, "algo": LEARNING_RULES, "solver": SOLVERS, "model": MODELS}
 
@@ -86,6 +106,8 @@ class TrainConfig:
     infer_rtol: float = 0.0
     lr: float = 3e-2
     optimizer: OptimizerName = OptimizerName.ADAM
+    weight_decay: float | None = None  # adamw's decoupled decay λ (θ ← θ − lr·λ·θ); None: optax's 1e-4
+    lr_schedule: LRSchedule = LRSchedule.CONSTANT
     scale_lr: bool = False
     seed: int = 0
     devices: int = 1  # data parallel: the batch split over this many devices (on a CPU, one per core)
@@ -126,6 +148,13 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v == float("inf"):
                 raise ValueError(f"{name}={v!r} is not valid; expected a finite number > 0")
+        if self.weight_decay is not None:
+            if self.optimizer is not OptimizerName.ADAMW:
+                raise ValueError(f"weight_decay={self.weight_decay!r} needs optimizer='adamw'; got "
+                                 f"optimizer={self.optimizer.value!r}")
+            if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
+                    or not 0 <= self.weight_decay < float("inf"):
+                raise ValueError(f"weight_decay={self.weight_decay!r} is not valid; expected a finite number >= 0")
         if self.infer_rtol < 0:
             raise ValueError(f"infer_rtol={self.infer_rtol!r} is not valid; expected a number >= 0")
         if not self.rule.runs_inference and self.solver is not None:
@@ -185,17 +214,27 @@ class TrainConfig:
         may be a traced array)."""
         return make_solver(self.solver_name, self.activity_lr if step_size is None else step_size)
 
-    def make_optimizer(self, learning_rate=None) -> optax.GradientTransformation:
-        """The weight optimiser; ``learning_rate`` overrides ``lr`` (it may be a traced array)."""
-        return make_optimizer(self.optimizer, self.lr if learning_rate is None else learning_rate)
+    def make_optimizer(self, learning_rate=None, total_steps: int | None = None) -> optax.GradientTransformation:
+        """The weight optimiser; ``learning_rate`` overrides ``lr`` (it may be a traced array).
+        ``total_steps`` (the run's number of weight updates) is needed by any ``lr_schedule``
+        but ``constant``; the schedule multiplies the optimiser's update by s(t)."""
+        opt = make_optimizer(self.optimizer, self.lr if learning_rate is None else learning_rate, self.weight_decay)
+        if self.lr_schedule is LRSchedule.CONSTANT:
+            return opt
+        if total_steps is None or total_steps < 1:
+            raise ValueError(f"lr_schedule={self.lr_schedule.value!r} needs the run's total_steps (>= 1); "
+                             f"got {total_steps!r}")
+        return optax.chain(opt, optax.scale_by_schedule(self.lr_schedule.factor(total_steps)))
 
 
-def make_optimizer(name: OptimizerName, lr) -> optax.GradientTransformation:
+def make_optimizer(name: OptimizerName, lr, weight_decay: float | None = None) -> optax.GradientTransformation:
     """A weight optimiser by name; its learning rate lives in the optimiser state
-    (``optax.inject_hyperparams``), so a grid of rates can share one compiled step."""
+    (``optax.inject_hyperparams``), so a grid of rates can share one compiled step.
+    ``weight_decay`` is AdamW's λ (None: optax's default)."""
     factory = {
         OptimizerName.ADAM: optax.adam,
-        OptimizerName.ADAMW: optax.adamw,
+        OptimizerName.ADAMW: optax.adamw if weight_decay is None else
+        (lambda learning_rate: optax.adamw(learning_rate, weight_decay=weight_decay)),
         OptimizerName.SGD: optax.sgd,
         OptimizerName.MOMENTUM: lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),
     }[name]

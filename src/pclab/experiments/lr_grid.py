@@ -30,7 +30,7 @@ from ..report.figures import heatmap, line_plot
 from .config import TrainConfig
 from .divergence import divergence_kind
 from .engine import Hook, TrainLoop
-from .runner import RunData, build_model, build_optimizer, cast_floats, float_scope, run_data, run_spec
+from .runner import RunData, build_model, build_optimizer, cast_floats, float_scope, run_data, run_spec, total_steps
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def mean_over_seeds(grids: Sequence[GridResult]) -> GridResult:
         )
 
 
-def _grid_step(config: TrainConfig, model0):
+def _grid_step(config: TrainConfig, model0, steps: int):
     """The grid's step: :func:`pclab.learning.masked_update` vmapped over the members —
     (models, states, lrs, activity lrs, alive, seed index, xs, ys) → (models, states, info).
     ``xs``, ``ys`` hold one batch per seed, (S, B, ·); each member trains on its seed's batch."""
@@ -137,7 +137,7 @@ def _grid_step(config: TrainConfig, model0):
     def one(model, state, lr, alr, alive, seed_index, xs, ys):
         spec, inference = run_spec(config, alr)
         return masked_update(rule, model, state, xs[seed_index], ys[seed_index], alive,
-                             build_optimizer(config, model0, lr), spec, inference, config.mode)
+                             build_optimizer(config, model0, lr, steps=steps), spec, inference, config.mode)
 
     return eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, 0, 0, 0, 0, None, None)))
 
@@ -220,9 +220,11 @@ def _train_grids(config: TrainConfig, lrs, alrs, seeds, data: RunData | None, pr
                                     *inits)
     lr_arr = jnp.asarray([t[1] for t in triples], jnp.float32)
     alr_arr = jnp.asarray([t[2] for t in triples], jnp.float32)
-    states = eqx.filter_vmap(lambda m, lr: build_optimizer(config, model0, lr).init(eqx.filter(m, eqx.is_array)))(models, lr_arr)
+    steps = total_steps(config, data)
+    states = eqx.filter_vmap(lambda m, lr: build_optimizer(config, model0, lr, steps=steps).init(
+        eqx.filter(m, eqx.is_array)))(models, lr_arr)
     spec = EnergySpec(config.loss, config.precision)
-    grid_step = _grid_step(config, model0)
+    grid_step = _grid_step(config, model0, steps)
     x, y = data.pairs(config.mode)
     n_batches = pdata.num_batches(x.shape[0], config.batch_size)
 
