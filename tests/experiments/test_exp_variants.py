@@ -29,6 +29,9 @@ def test_variants_table_runs_skips_and_resumes(tmp_path, monkeypatch):
         assert r["step_ms"] > 0 and r["infer_steps"] == steps and r["layers"] == 3
         assert len(r["cosine_by_layer"]) == 3 and -1 <= r["cos_min"] <= r["cos_mean"] <= 1
     assert by["digits", "bp"]["cos_min"] == pytest.approx(1.0, abs=1e-5)
+    for rule in ("pc", "bp"):  # the best of the per-epoch evaluations includes the final one
+        assert by["digits", rule]["best_test_accuracy"] >= by["digits", rule]["test_accuracy"]
+    assert (tmp_path / "variants_cosine_by_layer.png").stat().st_size > 1000
     assert by["digits", "ipc"]["status"] == "skipped" and "Valid: solver='gd'" in by["digits", "ipc"]["note"]
     for rule in ("pc", "bp"):
         assert by["fashion-mnist", rule]["status"] == "skipped"
@@ -54,6 +57,26 @@ def test_variants_is_listed_and_covers_every_rule(capsys):
     assert {p["rule"] for p in points} == set(LEARNING_RULES.names())
     mine = ("pc", "bp", "ipc", "epc", "nudge-pn", "nudge-nn", "nudge-cn")
     assert all(p["config"] is not None for p in points if p["rule"] in mine)
+
+
+def test_variants_protocols_are_listed_and_build(capsys):
+    """``--protocol pcx``: every rule on pcx's MLP settings for both data sets (valid configs,
+    AdamW with decay and the warm-up + cosine schedule); ``--protocol deep``: PC, ePC and BP
+    with GD and PC alone with Newton on the 128-layer μPC ResNet (``Network.only``)."""
+    from pclab.experiments.variants import DEEP, PCX, study_points
+    from pclab.learning import LEARNING_RULES
+
+    assert main(["reproduce", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "--protocol pcx" in listing and "--protocol deep" in listing
+    pcx = study_points(PCX)
+    assert len(pcx) == 2 * len(LEARNING_RULES.names())
+    assert all(p["config"] is not None for p in pcx if p["rule"] in ("pc", "bp", "epc", "nudge-cn")), pcx
+    c = next(p["config"] for p in pcx if p["rule"] == "pc")
+    assert (c.optimizer.value, c.weight_decay, c.lr_schedule.value, c.act.value, c.bias, c.epochs) == \
+        ("adamw", 1e-3, "warmup-cosine", "gelu", True, 25)
+    deep = [(p["network"].split(", ")[-1], p["rule"], p["config"].depth) for p in study_points(DEEP)]
+    assert deep == [("GD T=8", "pc", 128), ("GD T=8", "bp", 128), ("GD T=8", "epc", 128), ("Newton", "pc", 128)]
 
 
 @pytest.mark.slow
