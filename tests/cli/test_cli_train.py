@@ -130,9 +130,12 @@ def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
-    """Kill a run with SIGKILL mid-epoch, resume it, and compare with an uninterrupted run."""
+    """Kill a run with SIGKILL mid-epoch, resume it, and compare with an uninterrupted run. The
+    learning-rate schedule's step count is optimiser state: a resume that restarted it would
+    change every later metric."""
     args = ["--dataset", "digits", "--depth", "4", "--width", "32", "--batch-size", "32", "--epochs", "3",
-            "--checkpoint-every", "5", "--evals-per-epoch", "3", "--lr", "0.01", "--quiet"]
+            "--checkpoint-every", "5", "--evals-per-epoch", "3", "--lr", "0.01", "--lr-schedule", "warmup-cosine",
+            "--quiet"]
     cmd = [sys.executable, "-m", "pclab.cli", "train", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     full, cut = tmp_path / "full", tmp_path / "cut"
