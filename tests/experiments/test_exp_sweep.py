@@ -203,3 +203,19 @@ def test_cli_sweep_over_conv_and_transformer_matches_a_single_run(tmp_path, caps
     single = json.loads((tmp_path / "one" / "summary.json").read_text())
     assert float(rows[0.03]["test_loss"]) == pytest.approx(single["test_loss"], rel=1e-3)
     assert abs(float(rows[0.03]["test_loss"]) - float(rows[0.003]["test_loss"])) > 1e-3 * single["test_loss"]
+    if "test_bpc" in single:  # text: the CSV carries bits per character like the run's summary
+        assert float(rows[0.03]["test_bpc"]) == pytest.approx(single["test_bpc"], rel=1e-3)
+
+
+def test_results_row_of_a_text_run_has_bits_per_character():
+    """test_bpc = test_loss / context / ln 2 (the loss is summed over the window's positions)."""
+    import math
+
+    from pclab.experiments.config import TrainConfig
+    from pclab.experiments.sweep import _row
+
+    text = TrainConfig(dataset="dyck", model="transformer", loss="ce", context=16)
+    row = _row("a", text, {"test_loss": 16 * math.log(2) * 1.5, "best_test_accuracy": 0.4})
+    assert row["test_bpc"] == pytest.approx(1.5, rel=1e-12) and row["best_test_accuracy"] == 0.4
+    assert _row("b", text, {"error": "x"})["test_bpc"] is None
+    assert "test_bpc" not in _row("c", TrainConfig(dataset="digits"), {"test_loss": 1.0})

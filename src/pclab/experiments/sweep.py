@@ -218,5 +218,12 @@ def run_lr_sweep(
 
 
 def _row(name: str, config: TrainConfig, summary: dict) -> dict:
-    keep = ("test_accuracy", "test_loss", "train_loss", "steps", "wall_seconds", "diverged", "diverged_step", "error")
-    return {"name": name, **config.to_dict(), **{k: summary.get(k) for k in keep}}
+    """One ``results.csv`` row: the config, the summary's numbers and, for a text data set,
+    ``test_bpc`` (the validation loss per position in bits, test_loss / context / ln 2)."""
+    keep = ("test_accuracy", "best_test_accuracy", "test_loss", "train_loss", "steps", "wall_seconds", "diverged",
+            "diverged_step", "error")
+    row = {"name": name, **config.to_dict(), **{k: summary.get(k) for k in keep}}
+    if config.dataset.text:
+        loss = summary.get("test_loss")
+        row["test_bpc"] = None if loss is None else float(pdata.bits_per_char(loss / config.context))
+    return row
