@@ -1,7 +1,8 @@
 """Side-by-side step times of pclab and its peers (jpc, pcx, FabricPC) on one workload.
 
     python benchmarks/compare/compare.py [--peers pclab,jpc,pcx,fabricpc] [--jpc-src DIR]
-        [--workloads mupc-resnet,mlp] [--depths 8,32,128] [--rounds 2] [--out DIR]
+        [--workloads mupc-resnet,mlp,mupc-paper] [--depths 8,32,128] [--variants jpc-docs,...]
+        [--rounds 2] [--out DIR]
 
 Each peer gets its own virtual environment under ``--venvs`` (made once, reused; pcx and
 FabricPC installed by name and version from the package index, jpc from the source folder
@@ -26,7 +27,7 @@ import venv
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from workload import WORKLOADS, Spec, pcx_mlp, read_data, reference_loss, write_data
+from workload import WORKLOADS, Spec, mupc_paper, pcx_mlp, read_data, reference_loss, write_data
 
 HERE = Path(__file__).resolve().parent
 
@@ -80,8 +81,12 @@ def run_peer(python: str, peer: Peer, variant: str, spec_path: Path, out: Path, 
 def specs(workloads: list[str], depths: list[int], timed: int) -> list[Spec]:
     out = []
     for w in workloads:
-        base = Spec(timed=timed) if w == "mupc-resnet" else replace(pcx_mlp(), timed=timed)
-        out += [replace(base, depth=d) for d in depths] if w == "mupc-resnet" else [base]
+        if w == "mupc-resnet":
+            out += [Spec(timed=timed, depth=d) for d in depths]
+        elif w == "mupc-paper":
+            out += [replace(mupc_paper(d), timed=timed) for d in depths]
+        else:
+            out.append(replace(pcx_mlp(), timed=timed))
     return out
 
 
@@ -117,6 +122,8 @@ def main() -> None:
     p.add_argument("--jpc-src", type=Path, help="a checkout of jpc's repository (it is not on the package index)")
     p.add_argument("--workloads", default="mupc-resnet,mlp")
     p.add_argument("--depths", default="8,32,128", help="depths of the μPC ResNet")
+    p.add_argument("--variants", default="", help="keep only these peer variants, e.g. 'jpc-docs,pclab-devices=1' "
+                   "(default: every variant of every peer)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--timed", type=int, default=10, help="timed steps per process (after 1 + 2 warm-up)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per process")
@@ -143,7 +150,8 @@ def main() -> None:
         spec_path.write_text(json.dumps(asdict(spec)))
         start = reference_loss(*read_data(spec), spec)
         print(f"{tag}: numpy loss at the start {start:.6f}", file=sys.stderr)
-        results = {(n, v): [] for n in names for v in known[n].variants}
+        keep = {k.strip() for k in a.variants.split(",") if k.strip()}
+        results = {(n, v): [] for n in names for v in known[n].variants if not keep or f"{n}-{v}".rstrip("-") in keep}
         for k in range(a.rounds):
             for (n, v), got in results.items():
                 got.append(run_peer(pythons[n], known[n], v, spec_path, a.out / f"{tag}-{n}{v}-{k}.json", a.timeout))

@@ -13,6 +13,11 @@ E = Σ_l ½‖z_l − f_l(z_{l−1})‖² + ½‖y − f_L(z_{L−1})‖² (a li
 energy takes the step B·η), then one Adam step (lr, optax defaults) on the batch-mean
 energy. The loss every peer reports is the feedforward ½ mean_b ‖y − ŷ‖² before any update, after its
 first update and after its last one, so equal mathematics gives equal losses.
+
+``mupc-paper`` is the μPC ResNet under the μPC authors' training script (science.md §1):
+batch 64, T = L − 1 GD steps at 0.5 on the batch-mean energy (η = 0.5/64 per example),
+Adam lr 0.1, float64 (``x64``: every peer switches on ``jax_enable_x64`` and loads the
+weights as float64).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-WORKLOADS = ("mupc-resnet", "mlp")
+WORKLOADS = ("mupc-resnet", "mlp", "mupc-paper")
 
 
 @dataclass(frozen=True)
@@ -46,15 +51,16 @@ class Spec:
     warmup: int = 2
     timed: int = 10
     seed: int = 0
+    x64: bool = False
     data: str = ""  # the .npz written by :func:`write_data`
 
     @property
     def skips(self) -> bool:
-        return self.workload == "mupc-resnet"
+        return self.workload in ("mupc-resnet", "mupc-paper")
 
     def multipliers(self) -> tuple[float, float, float]:
         """(a_1, a_l, a_L)."""
-        if self.workload == "mupc-resnet":
+        if self.skips:
             return 1 / math.sqrt(self.d_in), 1 / math.sqrt(self.width * self.depth), 1 / self.width
         return 1.0, 1.0, 1.0
 
@@ -70,13 +76,19 @@ def pcx_mlp(depth: int = 4) -> Spec:
     return Spec(workload="mlp", depth=depth, batch=64, infer_steps=20)
 
 
+def mupc_paper(depth: int = 128, width: int = 128) -> Spec:
+    """The μPC authors' protocol (module docstring) at ``depth`` and ``width``."""
+    return Spec(workload="mupc-paper", depth=depth, width=width, batch=64, infer_steps=depth - 1,
+                activity_lr=0.5 / 64, lr=0.1, x64=True)
+
+
 def write_data(spec: Spec, path: Path) -> None:
     """Weights W0..W{L−1} (``(out, in)``, float32) and a batch x (B, D), one-hot y (B, O)."""
     rng = np.random.default_rng(spec.seed)
     sizes = [spec.d_in] + [spec.width] * (spec.depth - 1) + [spec.d_out]
     arrays = {}
     for l in range(spec.depth):
-        scale = 1.0 if spec.workload == "mupc-resnet" else 1 / math.sqrt(sizes[l])
+        scale = 1.0 if spec.skips else 1 / math.sqrt(sizes[l])
         arrays[f"W{l}"] = (scale * rng.standard_normal((sizes[l + 1], sizes[l]))).astype(np.float32)
     arrays["x"] = rng.standard_normal((spec.batch, spec.d_in)).astype(np.float32)
     arrays["y"] = np.eye(spec.d_out, dtype=np.float32)[rng.integers(0, spec.d_out, spec.batch)]
@@ -86,9 +98,10 @@ def write_data(spec: Spec, path: Path) -> None:
 
 
 def read_data(spec: Spec) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """(weights, x, y) of :func:`write_data`."""
+    """(weights, x, y) of :func:`write_data`, as float64 when ``spec.x64``."""
+    dtype = np.float64 if spec.x64 else np.float32
     with np.load(spec.data) as f:
-        return [f[f"W{l}"] for l in range(spec.depth)], f["x"], f["y"]
+        return [f[f"W{l}"].astype(dtype) for l in range(spec.depth)], f["x"].astype(dtype), f["y"].astype(dtype)
 
 
 def reference_loss(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, spec: Spec) -> float:
@@ -127,6 +140,10 @@ def main(run) -> None:
     spec_path, out_path = Path(sys.argv[1]), Path(sys.argv[2])
     variant = sys.argv[3] if len(sys.argv) > 3 else ""
     spec = Spec(**json.loads(spec_path.read_text()))
+    if spec.x64:
+        import jax  # every peer has it; numpy-only callers never reach here
+
+        jax.config.update("jax_enable_x64", True)
     result = {"spec": asdict(spec), "variant": variant, **run(spec, variant)}
     tmp = out_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))

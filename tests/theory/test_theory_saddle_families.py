@@ -15,16 +15,9 @@ import pytest
 from pclab import theory as T
 from pclab.theory import saddle_families as SF
 
-D, N, O, B = 2, 3, 2, 8
-
-
-def _data(seed=0):
-    rng = np.random.default_rng(seed)
-    return jnp.asarray(rng.standard_normal((B, D))), jnp.asarray(1.0 + rng.standard_normal((B, O)))
-
-
-def _shapes(hidden):
-    return [(N, D)] + [(N, N)] * (hidden - 1) + [(O, N)]
+from saddle_data import B, D, N, O
+from saddle_data import layer_shapes as _shapes
+from saddle_data import saddle_data as _data
 
 
 def _top(m):

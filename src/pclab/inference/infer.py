@@ -11,6 +11,7 @@ from ..options import ActivityInit, Mode, Status, parse_option
 from .problem import InferenceProblem
 from .result import Solution, all_finite, rms, step_status
 from .solvers import AbstractSolver, GradientDescent
+from .steps import fixed_steps
 
 
 def check_batch(model, x, y) -> None:
@@ -101,7 +102,7 @@ def infer(
     last0 = jax.tree_util.tree_map(jnp.zeros_like, u0) if fixed else jnp.asarray(jnp.inf, dtype)
     carry = (jnp.asarray(0, jnp.int32), u0, state0, last0, jnp.asarray(int(Status.MAX_STEPS), jnp.int32), trace0)
     if fixed and model.unroll_inference:  # for models whose layers are slow inside a rolled loop
-        carry = jax.lax.scan(lambda c, _: (body(c), None), carry, None, length=max_steps, unroll=True)[0]
+        carry = fixed_steps(lambda c, _: (body(c), None), carry, max_steps, unroll=True)[0]
     else:
         carry = jax.lax.while_loop(cond, body, carry)
     steps, u, _, last, status, trace = carry

@@ -22,6 +22,7 @@ from jaxtyping import Array
 
 from ..inference import GradientDescent, ODESolver, OptaxSolver
 from ..inference.result import all_finite, rms
+from ..inference.steps import fixed_steps
 from ..options import Status
 
 # Solvers that only ask the problem for its gradient: they run on any energy.
@@ -89,7 +90,7 @@ def descend(step: Callable, carry0, *, max_steps: int, rtol: float = 0.0, atol: 
             c, _ = step(c)
             return c, e
 
-        carry, trace = jax.lax.scan(body, carry0, None, length=max_steps, unroll=bool(unroll))
+        carry, trace = fixed_steps(body, carry0, max_steps, bool(unroll))
         ok = all_finite(free(carry))
         status = jnp.where(ok, running, int(Status.NONFINITE)).astype(jnp.int32)
         return Descent(carry, jnp.asarray(max_steps, jnp.int32), status, trace)

@@ -37,6 +37,7 @@ from jaxtyping import Array
 from ..energy import output_loss
 from ..inference import GradientDescent, InferenceProblem, ODESolver, OptaxSolver
 from ..inference.result import all_finite
+from ..inference.steps import fixed_steps
 from ..options import ActivityInit, Mode, Status, parse_option
 from .rules import LEARNING_RULES, AbstractLearningRule, StepInfo, pc_energy_and_weight_grad
 
@@ -88,8 +89,8 @@ def _scan_steps(model, x, y, spec, inference, mode, weight_fn: Callable, wstate)
         m, wstate = weight_fn(m, wstate, g)
         return (eqx.filter(m, eqx.is_array), wstate, u, s), f
 
-    (params, wstate, u, _), energies = jax.lax.scan(
-        body, (params, wstate, u0, s0), None, length=inference.max_steps, unroll=bool(model.unroll_inference))
+    (params, wstate, u, _), energies = fixed_steps(
+        body, (params, wstate, u0, s0), inference.max_steps, bool(model.unroll_inference))
     model = eqx.combine(params, static)
     latent, z = problem.split(solver.free(InferenceProblem(model, x, y, spec, mode), u))
     return model, wstate, z, latent, energies, ff_loss
