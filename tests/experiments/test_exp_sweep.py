@@ -219,3 +219,14 @@ def test_results_row_of_a_text_run_has_bits_per_character():
     assert row["test_bpc"] == pytest.approx(1.5, rel=1e-12) and row["best_test_accuracy"] == 0.4
     assert _row("b", text, {"error": "x"})["test_bpc"] is None
     assert "test_bpc" not in _row("c", TrainConfig(dataset="digits"), {"test_loss": 1.0})
+
+
+def test_oversubscribed_process_sweep_is_named():
+    """J processes of D XLA CPU devices need J·D cores; more than the machine has is a warning
+    naming the counts and a --jobs that fits, and a fitting sweep gets none."""
+    from pclab.experiments.sweep import oversubscription
+
+    assert oversubscription(1, 2, 2) == "" and oversubscription(2, 1, 2) == ""
+    msg = oversubscription(2, 2, 2)
+    assert "--jobs 2 x devices 2 = 4 XLA devices on 2 cores" in msg and "--jobs 1" in msg
+    assert "--jobs 4" in oversubscription(8, 2, 8)

@@ -13,6 +13,7 @@ import concurrent.futures as cf
 import itertools
 import json
 import multiprocessing
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -130,6 +131,15 @@ def _run_point(config_dict: dict, out: str) -> dict:
         return {"error": " ".join(str(e).split()), "diverged": None, "test_accuracy": None}
 
 
+def oversubscription(jobs: int, devices: int, cores: int) -> str:
+    """A warning when ``jobs`` processes of ``devices`` XLA devices each ask for more cores than
+    there are (each CPU device runs on its own core; they would compete), else ``""``."""
+    if jobs * devices <= cores:
+        return ""
+    return (f"--jobs {jobs} x devices {devices} = {jobs * devices} XLA devices on {cores} cores; "
+            f"the processes will compete for cores (use --jobs {max(1, cores // devices)} or fewer devices)")
+
+
 def run_sweep(
     points: list[tuple[str, TrainConfig]],
     out: str | Path,
@@ -152,6 +162,9 @@ def run_sweep(
     except OSError as e:
         raise RunError(f"--out {str(out)!r} is not writable: {e.strerror or e}") from None
     log(f"sweep: {len(points)} points ({len(points) - len(todo)} already done)")
+    warning = oversubscription(jobs, max((c.devices for _, c in points), default=1), os.cpu_count() or 1)
+    if warning:
+        log(f"sweep: warning: {warning}")
     ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
     results: dict[str, dict] = {}
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
