@@ -166,22 +166,28 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert [r["test_accuracy"] for r in rows_a] == [r["test_accuracy"] for r in rows_b]
 
 
-def test_mupc_paper_preset_is_the_authors_protocol_in_float64():
-    import jax
-    import jax.numpy as jnp
-
+def _preset(*argv):
+    """The TrainConfig that ``pclab train ARGV`` (e.g. ``--preset NAME``) resolves to."""
     from pclab.cli import _Parser, _add_train_flags, resolve_config
-    from pclab.experiments.runner import float_scope, prepare
 
     p = _Parser()
     _add_train_flags(p)
     p.add_argument("--preset")
     p.add_argument("--config")
-    c = resolve_config(p.parse_args(["--preset", "mupc-paper"]))
+    return resolve_config(p.parse_args(list(argv)))
+
+
+def test_mupc_paper_preset_is_the_authors_protocol_in_float64():
+    import jax
+    import jax.numpy as jnp
+
+    from pclab.experiments.runner import float_scope, prepare
+
+    c = _preset("--preset", "mupc-paper")
     assert (c.width, c.batch_size, c.lr, c.optimizer.value, c.solver, c.infer_steps, c.bias, c.epochs, c.x64) == \
         (512, 64, 0.1, "adam", "gd", 8, False, 1, True)
     assert c.activity_lr * c.batch_size == 0.5  # the authors' step on a batch-mean energy
-    bp = resolve_config(p.parse_args(["--preset", "mupc-128-long", "--algo", "bp"]))
+    bp = _preset("--preset", "mupc-128-long", "--algo", "bp")
     assert bp.solver is None and bp.epochs == 5 and bp.depth == 128  # BP drops the preset's solver
     small = c.replace(dataset="digits", width=8, depth=3)
     with float_scope(small):
@@ -209,18 +215,10 @@ def test_mupc_128_epc_preset_reaches_every_layer_in_one_step():
     """``--preset mupc-128-epc``: ePC, one GD step on the errors at η = 0.004 (≈ 0.5/L). At
     that step every one of the 128 layers gets a weight gradient aligned with BP's (per-layer
     cosine > 0.95; measured ≥ 0.997 here), on a narrow copy of the preset's net (width 16, digits)."""
-    import equinox as eqx
-
-    import pclab
-    from pclab.cli import _Parser, _add_train_flags, resolve_config
     from pclab.experiments.runner import build_model, load_run_data, run_spec
-    from pclab.theory.alignment import cosine_similarity
+    from pclab.theory import rule_bp_cosines
 
-    p = _Parser()
-    _add_train_flags(p)
-    p.add_argument("--preset")
-    p.add_argument("--config")
-    c = resolve_config(p.parse_args(["--preset", "mupc-128-epc"]))
+    c = _preset("--preset", "mupc-128-epc")
     assert (c.algo, c.solver, c.infer_steps, c.depth) == ("epc", "gd", 1, 128)
     assert c.activity_lr * c.depth == pytest.approx(0.5, rel=0.05)  # η ≈ 0.5/L
     small = c.replace(dataset="digits", width=16)
@@ -229,7 +227,5 @@ def test_mupc_128_epc_preset_reaches_every_layer_in_one_step():
     spec, inference = run_spec(small)
     x, y = data.pairs(small.mode)
     x, y = x[:32], y[:32]
-    g_rule, g_bp = eqx.filter_jit(lambda m, x, y: (small.rule.grads(m, x, y, spec, inference)[0],
-                                                   pclab.bp_grad(m, x, y, spec)))(model, x, y)
-    cos = [float(cosine_similarity(a, b)) for a, b in zip(model.layers(g_rule), model.layers(g_bp))]
+    cos = [float(c) for c in rule_bp_cosines(small.rule, model, x, y, spec, inference)]
     assert len(cos) == 128 and min(cos) > 0.95, min(cos)

@@ -44,8 +44,8 @@ import numpy as np
 from .. import data as pdata
 from ..data.errors import DatasetUnavailable
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
-from ..learning import LEARNING_RULES, bp_grad, evaluate, make_train_step
-from ..theory.alignment import cosine_similarity
+from ..learning import LEARNING_RULES, evaluate, make_train_step
+from ..theory.alignment import rule_bp_cosines
 from .config import TrainConfig
 from .divergence import Divergence, divergence_kind
 from .registry import register
@@ -162,13 +162,6 @@ def _slug(point: dict) -> str:
     return f"{point['dataset']}_{net}_{point['rule']}"
 
 
-@eqx.filter_jit
-def _layer_cosines(rule, model, x, y, spec, inference, mode):
-    g_rule = eqx.filter(rule.grads(model, x, y, spec, inference, mode)[0], eqx.is_array)
-    g_bp = eqx.filter(bp_grad(model, x, y, spec), eqx.is_array)
-    return [cosine_similarity(a, b) for a, b in zip(model.layers(g_rule), model.layers(g_bp))]
-
-
 def train_point(config: TrainConfig, data) -> dict:
     """Train ``config`` on ``data`` (a :class:`~pclab.experiments.runner.RunData`) and measure
     the table's quantities. Raises ``ValueError`` if the rule rejects the built model."""
@@ -200,7 +193,7 @@ def train_point(config: TrainConfig, data) -> dict:
         accuracies.append(evaluate(model, data.x_test, data.y_test, spec).accuracy)
     ev = evaluate(model, data.x_test, data.y_test, spec)
     xb, yb = x[: config.batch_size], y[: config.batch_size]
-    cos = [float(c) for c in _layer_cosines(rule, model, xb, yb, spec, inference, config.mode)]
+    cos = [float(c) for c in rule_bp_cosines(rule, model, xb, yb, spec, inference, config.mode)]
     timed = times[WARMUP_STEPS:] or times
     return {"test_accuracy": ev.accuracy, "best_test_accuracy": max([*accuracies, ev.accuracy]),
             "test_loss": ev.loss, "steps": n, "diverged": diverged,

@@ -31,7 +31,7 @@ from .activity_hessian import (
     activity_hessian,
     dense_equilibrium_activities,
 )
-from .alignment import GradientAlignment, cosine_similarity, momentum_solver, pc_bp_alignment
+from .alignment import GradientAlignment, cosine_similarity, momentum_solver, pc_bp_alignment, rule_bp_cosines
 from .approximation import (
     LpError,
     holder_exponent,
@@ -171,7 +171,7 @@ __all__ = [
     "combine_probes", "energy_loss_ratio", "train_with_probes",
     "completion_task", "completion_init", "completion_descent", "masked_loss", "masked_equilibrated_energy",
     "rank_trace", "rank_steps",
-    "GradientAlignment", "cosine_similarity", "pc_bp_alignment", "momentum_solver",
+    "GradientAlignment", "cosine_similarity", "pc_bp_alignment", "rule_bp_cosines", "momentum_solver",
     "AlignmentGrid", "alignment_grid",
     "small_init", "TrainTrace", "train_trace", "random_layer_maps", "random_pcn",
     "chain_data", "gaussian_regression", "classification_data",

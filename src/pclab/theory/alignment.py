@@ -26,7 +26,7 @@ from ..energy import EnergySpec
 from ..inference import AbstractSolver, ExactSolver, OptaxSolver, heavy_ball, infer
 from ..learning import bp_grad, pc_weight_grad
 from ..nn.dense import PCN, layer_maps
-from ..options import OutputLoss, Status
+from ..options import Mode, OutputLoss, Status
 from .equilibrium import equilibrium_activities
 
 
@@ -68,6 +68,16 @@ def cosine_similarity(a, b) -> jax.Array:
     dot = sum(jnp.vdot(u, v) for u, v in zip(la, lb))
     den = jnp.sqrt(sum(jnp.vdot(u, u) for u in la)) * jnp.sqrt(sum(jnp.vdot(v, v) for v in lb))
     return jnp.where(den > 0, jnp.clip(dot / jnp.where(den > 0, den, 1.0), -1.0, 1.0), 0.0)
+
+
+@eqx.filter_jit
+def rule_bp_cosines(rule, model, x, y, spec: EnergySpec, inference, mode=Mode.SUPERVISED) -> list[jax.Array]:
+    """Per-layer cos(g_rule, g_BP), in :meth:`AbstractPCN.layers` order: ``rule``'s weight
+    gradient (:meth:`AbstractLearningRule.grads` with ``inference``) against the BP gradient of
+    the feedforward loss, on the batch (x, y). One scalar per layer."""
+    g_rule = eqx.filter(rule.grads(model, x, y, spec, inference, mode)[0], eqx.is_array)
+    g_bp = eqx.filter(bp_grad(model, x, y, spec), eqx.is_array)
+    return [cosine_similarity(a, b) for a, b in zip(model.layers(g_rule), model.layers(g_bp))]
 
 
 @eqx.filter_jit
