@@ -313,3 +313,17 @@ def test_invalid_combinations_fail_when_the_run_is_built():
         TrainConfig(algo="nudge-nn", algo_options={"lr": 1})
     assert TrainConfig(algo="epc", solver="newton").rule == EPC()
     assert TrainConfig(algo="ipc", algo_options={"weight_step": 0.5}).rule == IPC(weight_step=0.5)
+
+
+def test_epc_step_size_warning_follows_the_one_over_depth_rule():
+    """`pclab train --algo epc` warns when η·L > 2 (η = 0.2 at L = 32 blew up the energy; 0.5/L trains)."""
+    from pclab.experiments.runner import run_warning
+    from pclab.learning.epc import step_size_warning
+
+    net = pclab.resnet(jax.random.PRNGKey(0), 4, 4, 32, 2)
+    message = step_size_warning(net, 0.2)
+    assert "on 32 layer maps" in message and "--activity-lr 0.0156 (0.5/L)" in message
+    assert step_size_warning(net, 0.5 / 32) is None and step_size_warning(net, 2 / 32) is None
+    assert run_warning(TrainConfig(algo="epc", depth=32), net) == message
+    assert run_warning(TrainConfig(algo="pc", depth=32), net) is None
+    assert run_warning(TrainConfig(algo="epc", depth=32, solver="newton"), net) is None  # no step size

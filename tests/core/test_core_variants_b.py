@@ -15,8 +15,8 @@ import pytest
 import pclab
 from pclab.data import load_dataset
 from pclab.experiments.config import TrainConfig
-from pclab.learning import (ALM, BPC, HPC, PC, AmortisedPCN, BidirectionalPCN, InferenceConfig, evaluate_generative,
-                            lagrangian, sample, samples_figure)
+from pclab.learning import (ALM, BPC, HPC, PC, AmortisedPCN, BidirectionalPCN, CopyAmortiser, InferenceConfig,
+                            TransposedBidirectionalPCN, evaluate_generative, lagrangian, sample, samples_figure)
 from pclab.learning.bpc import bpc_energy
 from pclab.options import Mode
 from pclab.theory.alignment import cosine_similarity as cos
@@ -117,6 +117,93 @@ def test_bpc_energy_is_pc_plus_alpha_top_down_and_inference_descends_it():
         assert float(e) == pytest.approx(float(want), rel=1e-12)
     trace = r["trace"]
     assert np.all(np.diff(trace) < 0) and trace[-1] < 0.7 * trace[0]
+
+
+def _conv(seed, dtype=jnp.float64):
+    """A small residual conv PCN (two stages, a downsampling conv, one block each) and a batch."""
+    m = pclab.convnet(jax.random.PRNGKey(seed), (8, 8, 1), 3, channels=(3, 4), blocks=1, dtype=dtype)
+    rng = np.random.default_rng(seed)
+    return m, jnp.asarray(rng.normal(size=(4, 8, 8, 1)), dtype), jnp.asarray(np.eye(3)[[0, 1, 2, 0]], dtype)
+
+
+def _dot(a, b):
+    return sum(jnp.vdot(u, v) for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_bpc_on_a_conv_pcn_transposes_its_layer_maps():
+    """The generic top-down maps of a conv PCN are the transposes of its linear twin: for
+    activities with φ(z) = z (ReLU, z > 0), ⟨g(z, y), (v_x, v_z)⟩ = ⟨(z, y), F_V(v_x, v_z)⟩ with
+    F_V = (predictions, output) of the twin with the top-down weights V, to 1e-12; with V = 0
+    only the skips remain (g_{k−1} = z_k inside a stage, 0 across a transition); α = 0 gives
+    PC's gradients exactly; inference descends the bPC energy."""
+
+    def run(m, x, y, v, key):
+        w = BPC().prepare(m, key)
+        zp = jax.tree_util.tree_map(lambda t: jnp.abs(t) + 0.1, m.activities(x))
+        vx, vz = v
+        g0, g = w.top_down(zp, y, x)
+        twin = eqx.combine(w.v, eqx.filter(m, eqx.is_inexact_array, inverse=True)).linear_twin()
+        lhs, rhs = jnp.vdot(g0, vx) + _dot(g, vz), _dot(zp, twin.predictions(vz, vx)) + jnp.vdot(y, twin.output(vz))
+        zero = eqx.tree_at(lambda t: t.v, w, jax.tree_util.tree_map(jnp.zeros_like, w.v))
+        s0, s = zero.top_down(m.activities(x), y, x)
+        rule = BPC(alpha=0.0)
+        g_a0, info = rule.grads(w, x, y, SPEC, GD)
+        g_pc, info_pc = PC().grads(m, x, y, SPEC, GD)
+        *_, descent = BPC(alpha=0.5).infer(w, x, y, SPEC, InferenceConfig(pclab.GradientDescent(0.05), 30),
+                                           record_energy=True)
+        return dict(w=w, adj=(lhs, rhs), skips=(s0, s, m.activities(x)), g=(_flat(g_a0.base), _flat(g_pc)),
+                    top=_flat(g_a0.v), f=(info.energy, info_pc.energy), trace=descent.energies)
+
+    with jax.enable_x64(True):
+        m, x, y = _conv(4)
+        rng = np.random.default_rng(5)
+        v = (jnp.asarray(rng.normal(size=x.shape)),
+             jax.tree_util.tree_map(lambda t: jnp.asarray(rng.normal(size=t.shape)), m.activities(x)))
+        r = _compiled(run, m, x, y, v, jax.random.PRNGKey(4))
+    assert isinstance(r["w"], TransposedBidirectionalPCN)
+    _check_wrapper_interface(r["w"], m)
+    lhs, rhs = r["adj"]
+    assert abs(lhs - rhs) < 1e-12 * max(1.0, abs(rhs)) and abs(rhs) > 1.0
+    s0, s, z = r["skips"]
+    assert np.all(s0 == 0) and np.all(s[1][-1] == 0)  # nothing maps back across the stem, nor from y
+    for stage in range(2):
+        assert np.array_equal(s[stage][:-1], z[stage][1:])  # block k's skip passes z_k down to k − 1
+    assert np.all(s[0][-1] == 0)  # the downsampling transition has no skip
+    assert np.allclose(*r["g"], rtol=1e-12, atol=1e-14) and np.max(np.abs(r["top"])) == 0.0
+    assert float(r["f"][0]) == pytest.approx(float(r["f"][1]), rel=1e-12)
+    trace = r["trace"]
+    assert np.all(np.diff(trace) < 0) and trace[-1] < 0.9 * trace[0]
+
+
+def test_hpc_copy_amortiser_is_pc_at_init_and_learns_on_conv_and_transformer():
+    """Models other than the dense PCN get a copy amortiser (default): at initialisation it
+    proposes the feedforward pass, so the PCN's gradient is PC's exactly (float64, 1e-12), and
+    the amortiser's gradient is ∇_φ ½‖q_φ(x) − z*‖²/B (checked against jax.grad of that)."""
+
+    def run(m, x, y, key):
+        rule = HPC()
+        a = rule.prepare(m, key)
+        g, info = rule.grads(a, x, y, SPEC, GD)
+        g_pc, info_pc = PC().grads(m, x, y, SPEC, GD)
+        (_, z0), sol = rule.infer(a, x, y, SPEC, GD)
+        z_star = jax.lax.stop_gradient(sol.z)
+        by_hand = jax.grad(lambda q: 0.5 * _dot(*(2 * [jax.tree_util.tree_map(jnp.subtract, q.activities(x), z_star)]))
+                           / x.shape[0])(a.amortiser.net)
+        return dict(a=a, z0=(_flat(z0), _flat(m.activities(x))), g=(_flat(g.base), _flat(g_pc)),
+                    amort=(_flat(g.amortiser), _flat(by_hand)), f=(info.energy, info_pc.energy))
+
+    with jax.enable_x64(True):
+        conv, x, y = _conv(5)
+        tf = pclab.transformer(jax.random.PRNGKey(6), 5, d_model=8, heads=2, blocks=2, context=6, dtype=jnp.float64)
+        tokens = jnp.asarray(np.random.default_rng(6).integers(0, 5, size=(3, 6)))
+        targets = jax.nn.one_hot(jnp.roll(tokens, -1, axis=1), 5, dtype=jnp.float64)
+        for m, xb, yb in ((conv, x, y), (tf, tokens, targets)):
+            r = _compiled(run, m, xb, yb, jax.random.PRNGKey(7))
+            assert isinstance(r["a"], AmortisedPCN) and isinstance(r["a"].amortiser, CopyAmortiser)
+            assert np.array_equal(*r["z0"])  # the copy proposes the feedforward pass
+            assert np.allclose(*r["g"], rtol=1e-12, atol=1e-14)
+            assert float(r["f"][0]) == pytest.approx(float(r["f"][1]), rel=1e-12)
+            assert np.linalg.norm(r["amort"][0]) > 0 and np.allclose(*r["amort"], rtol=1e-10, atol=1e-14)
 
 
 # ----- hPC -----------------------------------------------------------------------------------
@@ -289,12 +376,20 @@ def test_invalid_combinations_fail_naming_the_valid_ones():
         TrainConfig(algo="alm", solver="exact", act="linear")
     TrainConfig(algo="hpc", solver="newton")  # hPC refines with any solver
     conv = eqx.filter_eval_shape(pclab.convnet, jax.random.PRNGKey(0), (8, 8, 1), 10, channels=(4,), blocks=0)
-    for algo in ("bpc", "hpc"):
-        rule = pclab.get_rule(algo)
-        with pytest.raises(ValueError, match="supports the dense models only: model='mlp', 'resnet'"):
-            rule.validate(model="conv")
-        with pytest.raises(ValueError, match="got ConvPCN"):
-            rule.prepare(conv, jax.random.PRNGKey(1))
+    tf = eqx.filter_eval_shape(pclab.transformer, jax.random.PRNGKey(0), 5, d_model=8, heads=2, blocks=1, context=4)
+    valid_bpc = "valid: model='mlp', 'resnet', 'conv'"
+    with pytest.raises(ValueError, match=f"algo='bpc': .*{valid_bpc}; got model='transformer'"):
+        BPC().validate(model="transformer")
+    with pytest.raises(ValueError, match=f"{valid_bpc}; got TransformerPCN"):
+        BPC().prepare(tf, jax.random.PRNGKey(1))
+    BPC().validate(model="conv")
+    HPC().validate(model="transformer")  # the copy amortiser fits any model
+    with pytest.raises(ValueError, match="amortiser='mlp' supports the dense models only: model='mlp', 'resnet'"):
+        HPC(amortiser="mlp").validate(model="conv")
+    with pytest.raises(ValueError, match="amortiser='copy' works with any model; got ConvPCN"):
+        HPC(amortiser="mlp").prepare(conv, jax.random.PRNGKey(1))
+    with pytest.raises(ValueError, match="amortiser='bogus' is not valid; expected one of 'mlp', 'copy'"):
+        pclab.get_rule("hpc").with_options(amortiser="bogus")
     ALM().validate(model=conv)  # ALM only uses the PCN interface
     with pytest.raises(ValueError, match="alpha=-1"):
         BPC(alpha=-1.0)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +34,7 @@ from ..energy import EnergySpec, layer_energies
 from ..inference import infer
 from ..io import atomic_write_json
 from ..learning import InferenceConfig, evaluate, make_train_step, scale_updates
+from ..learning.epc import EPC, step_size_warning as epc_step_size_warning
 from ..options import Mode
 from ..parallel import data_parallel_mesh, replicate, shard_batch
 from ..params import get_param
@@ -195,6 +197,13 @@ def prepare(config: TrainConfig, data: RunData | None = None) -> _Prepared:
     return _Prepared(model, opt, step, spec, inference, data, mesh)
 
 
+def run_warning(config: TrainConfig, model) -> str | None:
+    """A setting that trains but is likely to fail (ePC's step size at depth), or ``None``."""
+    if isinstance(config.rule, EPC) and config.uses_activity_lr:
+        return epc_step_size_warning(model, config.activity_lr)
+    return None
+
+
 def evaluate_run(p: _Prepared, model, config: TrainConfig) -> dict[str, float]:
     """Test loss and accuracy; for a generative model also the reconstruction MSE."""
     if config.mode is Mode.GENERATIVE:
@@ -303,6 +312,9 @@ def _train(config: TrainConfig, out: Path, resume: bool, created: bool, progress
         raise
     if not resume:
         atomic_write_json(out / "config.json", config.to_dict())
+    warning = run_warning(config, p.model)
+    if warning:
+        print(f"pclab train: warning: {warning}", file=sys.stderr)
 
     step, batches, n_batches = loop_parts(p, config)
     window, rows = Window(), []

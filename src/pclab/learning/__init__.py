@@ -17,8 +17,8 @@ from .rules import (
 from .ipc import IPC  # registers --algo ipc
 from .epc import EPC, ErrorSolver  # registers --algo epc
 from .nudging import CentredNudging, NegativeNudging, PositiveNudging, nudged_phase  # --algo nudge-*
-from .bpc import BPC, BidirectionalPCN, bidirectional, bpc_energy  # registers --algo bpc
-from .hpc import HPC, AmortisedPCN, Amortiser, amortised  # registers --algo hpc
+from .bpc import BPC, BidirectionalPCN, TransposedBidirectionalPCN, bidirectional, bpc_energy  # --algo bpc
+from .hpc import HPC, AmortisedPCN, Amortiser, AmortiserKind, CopyAmortiser, amortised  # --algo hpc
 from .alm import ALM, lagrangian  # registers --algo alm
 from .generative import evaluate_generative, sample, samples_figure
 from .step import apply_grads, make_train_step, masked_update, scale_updates, train_grads, update_scales
@@ -29,6 +29,7 @@ __all__ = [
     "train_grads", "apply_grads", "masked_update", "make_train_step", "scale_updates", "update_scales",
     "Evaluation", "evaluate", "eval_sums", "batched_means",
     "IPC", "EPC", "ErrorSolver", "PositiveNudging", "NegativeNudging", "CentredNudging", "nudged_phase",
-    "BPC", "BidirectionalPCN", "bidirectional", "bpc_energy", "HPC", "AmortisedPCN", "Amortiser", "amortised",
+    "BPC", "BidirectionalPCN", "TransposedBidirectionalPCN", "bidirectional", "bpc_energy",
+    "HPC", "AmortisedPCN", "Amortiser", "AmortiserKind", "CopyAmortiser", "amortised",
     "ALM", "lagrangian", "evaluate_generative", "sample", "samples_figure",
 ]

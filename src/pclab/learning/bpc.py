@@ -15,7 +15,19 @@ with top-down maps, for a dense PCN of width N, input dim D, output dim O,
     g_{L−1}(y)   = V_{L−1} y + c_{L−1}                     V_{L−1}: (N, O)  predicts z_{L−1} from y
 
 (s = 1 for a residual PCN, mirroring its skips; the clamped data y enters linearly, as x does
-in f_1; c_l exist when the PCN has biases). α ≥ 0 (``--algo-opt alpha=…``, default 1e-3)
+in f_1; c_l exist when the PCN has biases).
+
+**Any model whose layer maps are f_l(z) = A_l(W_l) φ(z) + S_l z** (those with a
+:meth:`~pclab.nn.AbstractPCN.linear_twin`: dense and conv PCNs, not attention) gets the
+transposed maps instead, with top-down weights V of the same shapes as the bottom-up W:
+
+    (g_0, g_1, …, g_{L−1}) = A(V)ᵀ (φ(z_1), …, φ(z_{L−1}), y) + Sᵀ (z_1 − φ(z_1), …, z_{L−1} − φ(z_{L−1}), 0)
+
+i.e. g_{l−1}(z_l) = A_l(V_l)ᵀ φ(z_l) + S_lᵀ z_l and g_{L−1}(y) = A_L(V_L)ᵀ y: a transposed
+convolution predicts the finer stage from the coarser one, a skip passes z_l down unchanged.
+Both transposes are the vector–Jacobian products of the model's linear twin (φ = identity)
+with the weights V and with zero weights, so a new architecture needs nothing but its twin.
+V is drawn N(0, std(W)²) leaf by leaf (the bottom-up multipliers apply to both). α ≥ 0 (``--algo-opt alpha=…``, default 1e-3)
 weighs the top-down terms against the bottom-up ones, which keep weight 1 and the output
 precision λ. In supervised mode (image → label) the top-down terms are the generative ones and
 the PCN the discriminative one; in generative mode (label → image) it is the other way round.
@@ -31,12 +43,14 @@ learning is one optimiser step on ∇ of (1/B) Σ_i E_i in both weight sets. The
 is a :class:`BidirectionalPCN` (``rule.prepare(pcn, key)``) holding the PCN and the top-down
 weights. As an :class:`~pclab.nn.AbstractPCN` it *is* the bottom-up network: its feedforward
 pass (evaluation, ``model(x)``), activities, predictions, PC energy and layers are those of the
-PCN; the bPC energy is :func:`bpc_energies`. Dense models only (``mlp``, ``resnet``).
-Shapes: activities (L−1, B, N); x (B, D); y (B, O).
+PCN; the bPC energy is :func:`bpc_energies`. Dense PCNs give a :class:`BidirectionalPCN`,
+other models with a linear twin a :class:`TransposedBidirectionalPCN`.
+Shapes (dense): activities (L−1, B, N); x (B, D); y (B, O).
 """
 
 from __future__ import annotations
 
+import abc
 import math
 
 import equinox as eqx
@@ -45,16 +59,27 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..energy import EnergySpec, energy, example_energies, output_loss
-from ..nn.base import AbstractWrappedPCN, batch_sum_squares
+from ..nn.base import AbstractPCN, AbstractWrappedPCN, batch_sum_squares
 from ..nn.dense import PCN, dense, stacked
 from ..options import ActivityInit, Mode, parse_option
 from ..params import ParamInfo, Role
 from ..inference.problem import AbstractProblem
-from .gradient_inference import add, check_dense_model, check_gradient_solver, descend
+from .gradient_inference import add, check_gradient_solver, descend
 from .rules import LEARNING_RULES, AbstractLearningRule, StepInfo
 
 
-class BidirectionalPCN(AbstractWrappedPCN):
+class AbstractBidirectionalPCN(AbstractWrappedPCN):
+    """A PCN (``base``) with top-down maps: :meth:`top_down` gives their predictions."""
+
+    base: eqx.AbstractVar[AbstractPCN]
+
+    @abc.abstractmethod
+    def top_down(self, z, y, x=None):
+        """(the prediction g_0 of the input, shaped like x; the predictions g_1..g_{L−1} of
+        the activities, shaped like z). ``x`` gives the input's shape where a model needs it."""
+
+
+class BidirectionalPCN(AbstractBidirectionalPCN):
     """A dense PCN (``base``) with top-down weights (see the module docstring).
 
     Attributes:
@@ -78,7 +103,7 @@ class BidirectionalPCN(AbstractWrappedPCN):
     c_out: Float[Array, " N"] | None
 
     # ----- the top-down network ------------------------------------------------------------
-    def top_down(self, z: Float[Array, "L-1 B N"], y: Float[Array, "B O"]):
+    def top_down(self, z: Float[Array, "L-1 B N"], y: Float[Array, "B O"], x=None):
         """(g_0(z_1) of shape (B, D), the predictions g_1..g_{L−1} of z_1..z_{L−1} (L−1, B, N))."""
         phi = self.base.act(z)
         g0 = dense(phi[0], self.v_in)
@@ -105,12 +130,55 @@ class BidirectionalPCN(AbstractWrappedPCN):
         return tree
 
 
-def bidirectional(pcn: PCN, key: Array) -> BidirectionalPCN:
-    """Add top-down weights to a dense PCN: V ~ N(0, 1/fan_in), the hidden V_l further divided
-    by √(L−2) for a residual PCN (small branches beside the skip); zero biases if it has biases."""
+class TransposedBidirectionalPCN(AbstractBidirectionalPCN):
+    """Any PCN with a :meth:`~pclab.nn.AbstractPCN.linear_twin` (``base``) and top-down
+    weights ``v`` of the shapes of its arrays, whose top-down maps are the twin's transposes
+    (module docstring). ``v`` has the :class:`~pclab.Role` ``INPUT`` (no learning-rate
+    scaling), as the dense top-down weights do."""
+
+    base: AbstractPCN
+    v: AbstractPCN  # the base's arrays only (eqx.filter(base, eqx.is_array) structure)
+
+    def top_down(self, z, y, x=None):
+        if x is None:
+            raise ValueError("top_down of a TransposedBidirectionalPCN needs x (for its shape)")
+        static = eqx.filter(self.base, eqx.is_inexact_array, inverse=True)
+        with_v = eqx.combine(self.v, static).linear_twin()
+        skips_only = eqx.combine(jax.tree_util.tree_map(jnp.zeros_like, self.v), static).linear_twin()
+        zero_x, zero_z = jnp.zeros_like(x), jax.tree_util.tree_map(jnp.zeros_like, z)
+
+        def transpose(net, cotangent):  # (A ⊕ S)ᵀ of the affine map (x, z) ↦ (predictions, output)
+            _, pull = jax.vjp(lambda a, b: (net.predictions(b, a), net.output(b)), zero_x, zero_z)
+            return pull(cotangent)
+
+        act = self.base.act  # a model with a linear twin has an elementwise φ ``act``
+        gx, gz = transpose(with_v, (jax.tree_util.tree_map(act, z), y))
+        sx, sz = transpose(skips_only, (jax.tree_util.tree_map(lambda t: t - act(t), z), jnp.zeros_like(y)))
+        return gx + sx, jax.tree_util.tree_map(jnp.add, gz, sz)
+
+    def matmul_flops(self, batch: int) -> int:
+        return 2 * self.base.matmul_flops(batch)
+
+    def param_info(self):
+        info = self.base.param_info()
+        top = jax.tree_util.tree_map(lambda i: ParamInfo(Role.INPUT, i.fan_in, is_bias=i.is_bias), info,
+                                     is_leaf=lambda i: isinstance(i, ParamInfo))
+        tree = eqx.filter(self, eqx.is_array)
+        return eqx.tree_at(lambda m: (m.base, m.v), tree, (info, top))
+
+
+def bidirectional(pcn: AbstractPCN, key: Array) -> AbstractBidirectionalPCN:
+    """Add top-down weights. A dense PCN (:class:`BidirectionalPCN`): V ~ N(0, 1/fan_in), the
+    hidden V_l further divided by √(L−2) for a residual PCN (small branches beside the skip);
+    zero biases if it has biases. Any other model with a linear twin
+    (:class:`TransposedBidirectionalPCN`): each array of V ~ N(0, std(W)²) of its W."""
     if not isinstance(pcn, PCN):
-        raise ValueError("bidirectional() needs a dense pclab.PCN (pclab.mlp / pclab.resnet); "
-                         f"got {type(pcn).__name__}")
+        check_transposable("bidirectional()", pcn)
+        arrays = eqx.filter(pcn, eqx.is_inexact_array)
+        leaves, treedef = jax.tree_util.tree_flatten(arrays)
+        keys = jax.random.split(key, len(leaves))
+        v = [jax.random.normal(k, w.shape, w.dtype) * jnp.std(w) for k, w in zip(keys, leaves)]
+        return TransposedBidirectionalPCN(pcn, jax.tree_util.tree_unflatten(treedef, v))
     n, d, o, h = pcn.width, pcn.d_in, pcn.d_out, pcn.depth - 2
     dtype = pcn.w_in.dtype
     branch = 1.0 / math.sqrt(max(h, 1)) if pcn.skips else 1.0
@@ -123,15 +191,34 @@ def bidirectional(pcn: PCN, key: Array) -> BidirectionalPCN:
     return BidirectionalPCN(pcn, v_in, v_hidden, v_out, zeros(d), zeros(h, n), zeros(n))
 
 
-def bpc_energies(model: BidirectionalPCN, z, x, y, spec: EnergySpec = EnergySpec(), alpha=1.0) -> Float[Array, " B"]:
+def check_transposable(what: str, model) -> None:
+    """Raise ``ValueError`` unless ``model`` (an instance or a registered model name) has a linear twin."""
+    if model is None or isinstance(model, (PCN, AbstractBidirectionalPCN)):
+        return
+    if isinstance(model, str):
+        if model.lower() in TRANSPOSABLE_MODELS:
+            return
+        got = f"model={model!r}"
+    else:
+        if isinstance(model, AbstractPCN) and model.linear_twin() is not None:
+            return
+        got = type(model).__name__
+    raise ValueError(f"{what}: bPC needs layer maps A(W) φ(z) + S z (a linear twin) for its transposed "
+                     f"top-down maps; valid: model={', '.join(map(repr, TRANSPOSABLE_MODELS))}; got {got}")
+
+
+TRANSPOSABLE_MODELS = ("mlp", "resnet", "conv")  # the registered models with a linear twin
+
+
+def bpc_energies(model: AbstractBidirectionalPCN, z, x, y, spec: EnergySpec = EnergySpec(), alpha=1.0) -> Float[Array, " B"]:
     """Per-example bPC energies E_i (module docstring): the PC energy of the bottom-up network
     plus α times the top-down prediction errors of the input and of every hidden layer."""
-    g0, g = model.top_down(z, y)
-    top_down = 0.5 * (jnp.sum(jnp.square(x - g0).reshape(x.shape[0], -1), axis=1) + batch_sum_squares(z - g))
+    g0, g = model.top_down(z, y, x)
+    top_down = 0.5 * (jnp.sum(jnp.square(x - g0).reshape(x.shape[0], -1), axis=1) + batch_sum_squares(jax.tree_util.tree_map(jnp.subtract, z, g)))
     return example_energies(model.base, z, x, y, spec) + alpha * top_down
 
 
-def bpc_energy(model: BidirectionalPCN, z, x, y, spec: EnergySpec = EnergySpec(), alpha=1.0) -> Float[Array, ""]:
+def bpc_energy(model: AbstractBidirectionalPCN, z, x, y, spec: EnergySpec = EnergySpec(), alpha=1.0) -> Float[Array, ""]:
     """The batch-mean bPC energy (1/B) Σ_i E_i (its weight gradient is the bPC update)."""
     return jnp.mean(bpc_energies(model, z, x, y, spec, alpha))
 
@@ -140,7 +227,7 @@ class BidirectionalProblem(AbstractProblem):
     """The inference problem of bPC for gradient solvers: min Σ_i E_i over z (supervised) or
     over (latent, z) (generative)."""
 
-    model: BidirectionalPCN
+    model: AbstractBidirectionalPCN
     x: Array
     y: Array
     alpha: Array | float
@@ -176,21 +263,21 @@ class BPC(AbstractLearningRule):
             raise ValueError(f"alpha={a!r} is not valid; expected a finite number >= 0")
 
     def prepare(self, model, key):
-        if isinstance(model, BidirectionalPCN):
+        if isinstance(model, AbstractBidirectionalPCN):
             return model
-        check_dense_model("bpc", model, BidirectionalPCN)
+        check_transposable("algo='bpc'", model)
         return bidirectional(model, key)
 
     def validate(self, *, model=None, solver=None, mode=Mode.SUPERVISED):
         parse_option(Mode, mode, "mode")
-        check_dense_model("bpc", model, BidirectionalPCN)
+        check_transposable("algo='bpc'", model)
         check_gradient_solver("bpc", solver, "descends its own (bidirectional) energy")
 
-    def infer(self, model: BidirectionalPCN, x, y, spec, inference, mode=Mode.SUPERVISED, record_energy=False, z0=None):
+    def infer(self, model: AbstractBidirectionalPCN, x, y, spec, inference, mode=Mode.SUPERVISED, record_energy=False, z0=None):
         """bPC inference from ``z0`` (default: the bottom-up feedforward pass, or zeros if
         ``inference.init`` says so): (latent or None, z, :class:`Descent`)."""
         mode = parse_option(Mode, mode, "mode")
-        if not isinstance(model, BidirectionalPCN):
+        if not isinstance(model, AbstractBidirectionalPCN):
             raise ValueError(f"algo='bpc' trains a BidirectionalPCN; got {type(model).__name__} "
                              "(build it with rule.prepare(pcn, key))")
         self.validate(solver=inference.solver, mode=mode)

@@ -130,3 +130,15 @@ class EPC(AbstractLearningRule):
 
 
 LEARNING_RULES.register("epc", EPC())
+
+
+def step_size_warning(model, step_size: float) -> str | None:
+    """A warning when ePC's activity step η is large for the depth: one GD step from δ = 0
+    moves the output by about η·Σ_l J_l J_lᵀ ∂ℓ/∂ŷ, a sum over the L layer maps, so η must
+    shrink like 1/L (0.5/L trains; docs/results.md). Warns when η·L > 2, else ``None``."""
+    n_layers = len(model.layers(eqx.filter(model, eqx.is_array)))
+    if step_size * n_layers <= 2.0:
+        return None
+    return (f"--algo epc with activity_lr={step_size:g} on {n_layers} layer maps: the step should shrink "
+            f"like 1/L and {step_size:g} x {n_layers} > 2 usually blows up the energy; try "
+            f"--activity-lr {0.5 / n_layers:.3g} (0.5/L)")

@@ -38,23 +38,6 @@ def check_gradient_solver(algo: str, solver, why: str) -> None:
                          "which solve the plain PC energy)")
 
 
-def check_dense_model(algo: str, model, wrapper: type) -> None:
-    """Raise ``ValueError`` unless ``model`` is ``None``, a registered dense model name
-    (``'mlp'``, ``'resnet'``), a dense :class:`pclab.PCN` or the rule's own ``wrapper``."""
-    from ..nn.dense import PCN
-
-    if model is None or isinstance(model, (PCN, wrapper)):
-        return
-    if isinstance(model, str):
-        if model.lower() in DENSE_MODELS:
-            return
-        got = repr(model)
-    else:
-        got = type(model).__name__
-    raise ValueError(f"algo={algo!r} supports the dense models only: model={', '.join(map(repr, DENSE_MODELS))} "
-                     f"(pclab.mlp / pclab.resnet, class pclab.PCN); got {got}")
-
-
 class Descent(NamedTuple):
     """What :func:`descend` returns: the final carry, the number of steps, the status
     (a :class:`pclab.Status` as int32) and the energy before each step ((T,), NaN after the

@@ -28,13 +28,25 @@ so θ gets the PC gradient and φ the gradient of the regression onto the equili
 ``residual=True``, hPC is PC exactly; a *perfect* amortiser (z⁰ = z*) starts inference at the
 equilibrium, where the activity gradient vanishes and A = 0.
 
+**Any model** (conv, transformer, …) gets a *copy amortiser* instead (``amortiser='copy'``,
+the default for every model but the dense PCN): a second network of the PCN's own
+architecture, q_φ = a copy of the PCN's weights at initialisation, proposing
+
+    z⁰ = q_φ.activities(x⁰)      (x⁰ = x; in generative mode the latent is not proposed)
+
+as in Tschantz et al.'s hybrid PC, where the amortiser is a bottom-up network of the same
+shape. At initialisation z⁰ is the feedforward pass, so hPC is PC exactly; A(φ) trains the
+copy towards the equilibrium. (The dense MLP amortiser reads y as well; the copy reads x only.)
+
 The model hPC trains is an :class:`AmortisedPCN` (``rule.prepare(pcn, key)``); as an
 :class:`~pclab.nn.AbstractPCN` it is the PCN (evaluation, energy, layers), and
-:meth:`AmortisedPCN.propose` gives the amortised start. Dense models only (``mlp``, ``resnet``).
+:meth:`AmortisedPCN.propose` gives the amortised start.
 """
 
 from __future__ import annotations
 
+import abc
+import enum
 import math
 
 import equinox as eqx
@@ -44,16 +56,38 @@ from jaxtyping import Array, Float
 
 from ..energy import energy, output_loss
 from ..inference import infer
-from ..nn.base import AbstractWrappedPCN, batch_sum_squares
+from ..nn.base import AbstractPCN, AbstractWrappedPCN, batch_sum_squares
 from ..nn.dense import PCN, dense
 from ..options import Activation, Mode, parse_option
 from ..params import ParamInfo, Role
-from .gradient_inference import check_dense_model
+from .gradient_inference import DENSE_MODELS
 from .rules import LEARNING_RULES, AbstractLearningRule, StepInfo
 
 
-class Amortiser(eqx.Module):
-    """q(u) = W_2 φ(W_1 u + b_1) + b_2 (+ S u): a one-hidden-layer MLP with a linear skip.
+class AmortiserKind(str, enum.Enum):
+    """What proposes hPC's activities: ``mlp`` (:class:`Amortiser`, dense PCNs) or ``copy``
+    (:class:`CopyAmortiser`, any model)."""
+
+    MLP = "mlp"
+    COPY = "copy"
+
+
+class AbstractAmortiser(eqx.Module):
+    """Proposes the start of inference from the clamped ends."""
+
+    @abc.abstractmethod
+    def propose(self, base: AbstractPCN, x, y, mode: Mode, z_ff, residual: bool):
+        """(x⁰ or ``None`` when supervised, z⁰ shaped like ``base.activities(x)``)."""
+
+    @abc.abstractmethod
+    def param_info(self, base: AbstractPCN):
+        """A :class:`~pclab.ParamInfo` per array (the amortiser's own tree structure)."""
+
+
+class Amortiser(AbstractAmortiser):
+    """q(u) = W_2 φ(W_1 u + b_1) + b_2 (+ S u): a one-hidden-layer MLP with a linear skip, reading
+    u = [x, y] and writing (the latent's correction (B, D), the activities' (L−1, B, N)) for a
+    dense PCN.
 
     Attributes: w1 (H, I), b1 (H,), w2 (P, H), b2 (P,), skip (P, I) or ``None``, act φ.
     """
@@ -69,52 +103,73 @@ class Amortiser(eqx.Module):
         out = dense(self.act(dense(u, self.w1) + self.b1), self.w2) + self.b2
         return out if self.skip is None else out + dense(u, self.skip)
 
-
-class AmortisedPCN(AbstractWrappedPCN):
-    """A dense PCN (``base``) with an :class:`Amortiser` proposing its activities.
-
-    As an AbstractPCN it delegates to ``base``. The amortiser's arrays have
-    :class:`~pclab.Role` ``INPUT`` in :meth:`param_info` (no learning-rate scaling).
-    """
-
-    base: PCN
-    amortiser: Amortiser
-    residual: bool = eqx.field(static=True, default=True)
-
-    def propose(self, x: Float[Array, "B D"], y: Float[Array, "B O"], mode: Mode = Mode.SUPERVISED, z_ff=None):
-        """The amortised start (x⁰ or ``None`` when supervised, z⁰ of shape (L−1, B, N)).
-        ``z_ff``: the feedforward activities of x if already computed (supervised)."""
-        mode = parse_option(Mode, mode, "mode")
-        b, d = x.shape[0], self.base.d_in
-        q = self.amortiser(jnp.concatenate([x, y], axis=-1))
+    def propose(self, base: PCN, x, y, mode, z_ff, residual):
+        b, d = x.shape[0], base.d_in
+        q = self(jnp.concatenate([x, y], axis=-1))
         q_lat = q[:, :d]
-        q_z = q[:, d:].reshape(b, self.base.depth - 1, self.base.width).transpose(1, 0, 2)
+        q_z = q[:, d:].reshape(b, base.depth - 1, base.width).transpose(1, 0, 2)
         if mode is Mode.SUPERVISED:
-            if not self.residual:
+            if not residual:
                 return None, q_z
-            return None, (self.base.activities(x) if z_ff is None else z_ff) + q_z
-        if not self.residual:
+            return None, (base.activities(x) if z_ff is None else z_ff) + q_z
+        if not residual:
             return q_lat, q_z
         lat0 = x + q_lat
-        return lat0, self.base.activities(lat0) + q_z
+        return lat0, base.activities(lat0) + q_z
+
+    def param_info(self, base):
+        fan_u, fan_h = self.w1.shape[1], self.w1.shape[0]
+        return Amortiser(ParamInfo(Role.INPUT, fan_u), ParamInfo(Role.INPUT, fan_u, is_bias=True),
+                         ParamInfo(Role.INPUT, fan_h), ParamInfo(Role.INPUT, fan_h, is_bias=True),
+                         None if self.skip is None else ParamInfo(Role.INPUT, fan_u), self.act)
+
+
+class CopyAmortiser(AbstractAmortiser):
+    """A network of the PCN's own architecture whose feedforward activities are the proposal,
+    z⁰ = net.activities(x) (``residual`` does not apply). Its arrays have the PCN's roles."""
+
+    net: AbstractPCN
+
+    def propose(self, base, x, y, mode, z_ff, residual):
+        return (None if mode is Mode.SUPERVISED else x), self.net.activities(x)
+
+    def param_info(self, base):
+        return CopyAmortiser(self.net.param_info())
+
+
+class AmortisedPCN(AbstractWrappedPCN):
+    """A PCN (``base``) with an amortiser proposing its activities.
+
+    As an AbstractPCN it delegates to ``base``. The MLP amortiser's arrays have
+    :class:`~pclab.Role` ``INPUT`` in :meth:`param_info` (no learning-rate scaling); a copy
+    amortiser's have the PCN's roles.
+    """
+
+    base: AbstractPCN
+    amortiser: AbstractAmortiser
+    residual: bool = eqx.field(static=True, default=True)
+
+    def propose(self, x, y, mode: Mode = Mode.SUPERVISED, z_ff=None):
+        """The amortised start (x⁰ or ``None`` when supervised, z⁰ shaped like the activities).
+        ``z_ff``: the feedforward activities of x if already computed (supervised)."""
+        return self.amortiser.propose(self.base, x, y, parse_option(Mode, mode, "mode"), z_ff, self.residual)
 
     def param_info(self):
-        a = self.amortiser
-        fan_u, fan_h = a.w1.shape[1], a.w1.shape[0]
         tree = eqx.filter(self, eqx.is_array)
-        tree = eqx.tree_at(lambda m: m.base, tree, self.base.param_info())
-        infos = Amortiser(ParamInfo(Role.INPUT, fan_u), ParamInfo(Role.INPUT, fan_u, is_bias=True),
-                          ParamInfo(Role.INPUT, fan_h), ParamInfo(Role.INPUT, fan_h, is_bias=True),
-                          None if a.skip is None else ParamInfo(Role.INPUT, fan_u), a.act)
-        return eqx.tree_at(lambda m: m.amortiser, tree, infos)
+        return eqx.tree_at(lambda m: (m.base, m.amortiser), tree,
+                           (self.base.param_info(), self.amortiser.param_info(self.base)))
 
 
-def amortised(pcn: PCN, key: Array, width: int = 256, skip: bool = True, residual: bool = True,
-              act: "Activation | str" = "tanh") -> AmortisedPCN:
-    """Add an amortiser of hidden width ``width`` to a dense PCN: W_1 ~ N(0, 1/(D+O)), and
-    W_2, S and the biases zero (so it proposes q ≡ 0 until it learns)."""
-    if not isinstance(pcn, PCN):
-        raise ValueError(f"amortised() needs a dense pclab.PCN (pclab.mlp / pclab.resnet); got {type(pcn).__name__}")
+def amortised(pcn: AbstractPCN, key: Array, width: int = 256, skip: bool = True, residual: bool = True,
+              act: "Activation | str" = "tanh", kind: "AmortiserKind | str | None" = None) -> AmortisedPCN:
+    """Add an amortiser to a PCN. ``kind`` (default: ``mlp`` for a dense :class:`pclab.PCN`,
+    ``copy`` otherwise): ``mlp`` is an MLP of hidden width ``width`` with W_1 ~ N(0, 1/(D+O)),
+    and W_2, S and the biases zero (so it proposes q ≡ 0 until it learns); ``copy`` is a copy
+    of the PCN (so it proposes the feedforward pass until it learns)."""
+    kind = resolve_kind(kind, pcn)
+    check_amortiser(kind, pcn)
+    if kind is AmortiserKind.COPY:
+        return AmortisedPCN(pcn, CopyAmortiser(pcn), bool(residual))
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width={width!r} is not valid; expected an integer >= 1")
     dtype = pcn.w_in.dtype
@@ -124,6 +179,31 @@ def amortised(pcn: PCN, key: Array, width: int = 256, skip: bool = True, residua
     amort = Amortiser(w1, jnp.zeros(width, dtype), jnp.zeros((n_out, width), dtype), jnp.zeros(n_out, dtype),
                       jnp.zeros((n_out, n_in), dtype) if skip else None, parse_option(Activation, act, "act"))
     return AmortisedPCN(pcn, amort, bool(residual))
+
+
+def resolve_kind(kind, model) -> AmortiserKind:
+    """``kind`` as an :class:`AmortiserKind`; ``None`` means ``mlp`` for a dense PCN (an
+    instance or the name ``mlp`` / ``resnet``, or no model given) and ``copy`` for any other."""
+    if kind is not None:
+        return parse_option(AmortiserKind, kind, "amortiser")
+    if isinstance(model, AmortisedPCN):
+        model = model.base
+    dense_model = model is None or isinstance(model, PCN) or (isinstance(model, str) and model.lower() in DENSE_MODELS)
+    return AmortiserKind.MLP if dense_model else AmortiserKind.COPY
+
+
+def check_amortiser(kind: AmortiserKind, model) -> None:
+    """Raise ``ValueError`` if the MLP amortiser is asked for a model that is not a dense PCN."""
+    if isinstance(model, AmortisedPCN):
+        model = model.base
+    if kind is not AmortiserKind.MLP or model is None or isinstance(model, PCN):
+        return
+    if isinstance(model, str) and model.lower() in DENSE_MODELS:
+        return
+    got = f"model={model!r}" if isinstance(model, str) else type(model).__name__
+    raise ValueError(f"algo='hpc' with amortiser='mlp' supports the dense models only: model="
+                     f"{', '.join(map(repr, DENSE_MODELS))} (pclab.PCN); amortiser='copy' works with "
+                     f"any model; got {got}")
 
 
 def amortiser_loss(model: AmortisedPCN, x, y, z_star, latent_star=None, mode: Mode = Mode.SUPERVISED, z_ff=None):
@@ -139,15 +219,19 @@ class HPC(AbstractLearningRule):
     r"""Hybrid (amortised) PC (module docstring).
 
     Attributes:
-        width: hidden width H of the amortiser. skip: give it a linear skip S.
-        residual: the amortiser corrects the feedforward pass (True) or replaces it.
+        width: hidden width H of the MLP amortiser. skip: give it a linear skip S.
+        residual: the MLP amortiser corrects the feedforward pass (True) or replaces it.
         amortiser_weight: w ≥ 0 on the amortiser's regression loss.
+        amortiser: ``'mlp'`` or ``'copy'`` (:class:`AmortiserKind`); ``None``: ``mlp`` for the
+            dense models, ``copy`` for the others.
     """
 
     width: int = eqx.field(static=True, default=256)
     skip: bool = eqx.field(static=True, default=True)
     residual: bool = eqx.field(static=True, default=True)
     amortiser_weight: float = 1.0
+    amortiser: AmortiserKind | None = eqx.field(static=True, default=None, converter=lambda k: None if k is None
+                                                else parse_option(AmortiserKind, k, "amortiser"))
 
     def __check_init__(self):
         if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
@@ -160,12 +244,11 @@ class HPC(AbstractLearningRule):
     def prepare(self, model, key):
         if isinstance(model, AmortisedPCN):
             return model
-        check_dense_model("hpc", model, AmortisedPCN)
-        return amortised(model, key, self.width, self.skip, self.residual)
+        return amortised(model, key, self.width, self.skip, self.residual, kind=self.amortiser)
 
     def validate(self, *, model=None, solver=None, mode=Mode.SUPERVISED):
         parse_option(Mode, mode, "mode")
-        check_dense_model("hpc", model, AmortisedPCN)
+        check_amortiser(resolve_kind(self.amortiser, model), model)
 
     def infer(self, model: AmortisedPCN, x, y, spec, inference, mode=Mode.SUPERVISED, z_ff=None, record_energy=False):
         """PC inference from the amortised start: ((x⁰, z⁰), :class:`pclab.inference.Solution`)."""

@@ -75,6 +75,13 @@ class AbstractPCN(eqx.Module):
         """Whether every layer map is affine (exact inference needs it)."""
         return False
 
+    def linear_twin(self) -> "AbstractPCN | None":
+        """The same network with φ replaced by the identity, when every layer map then becomes
+        affine in (z_{l−1}, x), i.e. f_l(z) = A_l(W_l) φ(z) + S_l z (+ b_l) with A_l linear and
+        S_l a fixed skip; ``None`` (the default) when the model is not of that form (attention).
+        bPC's top-down maps are the transposes A_lᵀ, S_lᵀ of the twin."""
+        return None
+
     def activity_grad(self, z: Activities, x: Any, y: Array, spec) -> Activities:
         """∂(Σ_i E_i)/∂z (each example's own gradient), by autodiff. Models may override it
         with a hand-written form (tested equal)."""
@@ -149,6 +156,9 @@ class AbstractWrappedPCN(AbstractPCN):
     @property
     def linear(self) -> bool:
         return self.base.linear
+
+    def linear_twin(self):
+        return self.base.linear_twin()
 
     def matmul_flops(self, batch: int) -> int:
         return self.base.matmul_flops(batch)

@@ -24,6 +24,8 @@ downsampling ``hidden`` (C·k²), block kernels ``residual`` (C·k², blocks = a
 
 from __future__ import annotations
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -72,6 +74,9 @@ class ConvPCN(AbstractPCN):
     @property
     def linear(self) -> bool:
         return self.act is Activation.LINEAR
+
+    def linear_twin(self):
+        return dataclasses.replace(self, act=Activation.LINEAR)
 
     def _block(self, s: int, z: Float[Array, "B H W C"], k: Float[Array, "C C k k"]) -> Float[Array, "B H W C"]:
         return z + self.mult_res[s] * conv2d(self.act(z), k)

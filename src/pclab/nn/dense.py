@@ -13,6 +13,7 @@ Layers l = 1..L (``depth = L`` weight layers) map activities z_{l−1} → predi
 
 from __future__ import annotations
 
+import dataclasses
 
 import equinox as eqx
 import jax
@@ -102,6 +103,9 @@ class PCN(AbstractPCN):
     @property
     def linear(self) -> bool:
         return self.act is Activation.LINEAR
+
+    def linear_twin(self):
+        return dataclasses.replace(self, act=Activation.LINEAR)
 
     # ----- the layer maps ----------------------------------------------------------------
     def predict_first(self, x: Float[Array, "B D"]) -> Float[Array, "B N"]:
