@@ -176,9 +176,10 @@ def test_bpc_on_a_conv_pcn_transposes_its_layer_maps():
 
 
 def test_hpc_copy_amortiser_is_pc_at_init_and_learns_on_conv_and_transformer():
-    """Models other than the dense PCN get a copy amortiser (default): at initialisation it
-    proposes the feedforward pass, so the PCN's gradient is PC's exactly (float64, 1e-12), and
-    the amortiser's gradient is ∇_φ ½‖q_φ(x) − z*‖²/B (checked against jax.grad of that)."""
+    """Models other than the dense PCN get a copy amortiser (default), the PCN at weights W + Δ
+    with Δ = 0 at initialisation: it proposes the feedforward pass, so the PCN's gradient is PC's
+    exactly (float64, 1e-12), and the amortiser's gradient is ∇_Δ ½‖q(x) − z*‖²/B (checked
+    against jax.grad of that, with W held fixed)."""
 
     def run(m, x, y, key):
         rule = HPC()
@@ -187,8 +188,13 @@ def test_hpc_copy_amortiser_is_pc_at_init_and_learns_on_conv_and_transformer():
         g_pc, info_pc = PC().grads(m, x, y, SPEC, GD)
         (_, z0), sol = rule.infer(a, x, y, SPEC, GD)
         z_star = jax.lax.stop_gradient(sol.z)
-        by_hand = jax.grad(lambda q: 0.5 * _dot(*(2 * [jax.tree_util.tree_map(jnp.subtract, q.activities(x), z_star)]))
-                           / x.shape[0])(a.amortiser.net)
+        pcn = eqx.filter(m, eqx.is_inexact_array)
+
+        def regression(delta):  # ½‖q(x) − z*‖²/B with q = the PCN at weights W + Δ
+            q = eqx.combine(jax.tree_util.tree_map(jnp.add, pcn, delta), eqx.filter(m, eqx.is_inexact_array, inverse=True))
+            return 0.5 * _dot(*(2 * [jax.tree_util.tree_map(jnp.subtract, q.activities(x), z_star)])) / x.shape[0]
+
+        by_hand = jax.grad(regression)(a.amortiser.weights)
         return dict(a=a, z0=(_flat(z0), _flat(m.activities(x))), g=(_flat(g.base), _flat(g_pc)),
                     amort=(_flat(g.amortiser), _flat(by_hand)), f=(info.energy, info_pc.energy))
 
@@ -204,6 +210,8 @@ def test_hpc_copy_amortiser_is_pc_at_init_and_learns_on_conv_and_transformer():
             assert np.allclose(*r["g"], rtol=1e-12, atol=1e-14)
             assert float(r["f"][0]) == pytest.approx(float(r["f"][1]), rel=1e-12)
             assert np.linalg.norm(r["amort"][0]) > 0 and np.allclose(*r["amort"], rtol=1e-10, atol=1e-14)
+    own = HPC(residual=False).prepare(conv, jax.random.PRNGKey(7))  # q with weights of its own, W at init
+    assert np.array_equal(_flat(own.amortiser.weights), _flat(conv)) and not own.residual
 
 
 # ----- hPC -----------------------------------------------------------------------------------

@@ -29,14 +29,17 @@ so θ gets the PC gradient and φ the gradient of the regression onto the equili
 equilibrium, where the activity gradient vanishes and A = 0.
 
 **Any model** (conv, transformer, …) gets a *copy amortiser* instead (``amortiser='copy'``,
-the default for every model but the dense PCN): a second network of the PCN's own
-architecture, q_φ = a copy of the PCN's weights at initialisation, proposing
+the default for every model but the dense PCN): a network q_φ of the PCN's own architecture,
+as in Tschantz et al.'s hybrid PC, where the amortiser is a bottom-up network of the same
+shape, proposing
 
     z⁰ = q_φ.activities(x⁰)      (x⁰ = x; in generative mode the latent is not proposed)
 
-as in Tschantz et al.'s hybrid PC, where the amortiser is a bottom-up network of the same
-shape. At initialisation z⁰ is the feedforward pass, so hPC is PC exactly; A(φ) trains the
-copy towards the equilibrium. (The dense MLP amortiser reads y as well; the copy reads x only.)
+with ``residual=True`` q_φ has the weights W + φ of the PCN shifted by a learned offset
+φ = Δ (Δ = 0 at initialisation), so it tracks the PCN as the PCN learns; with
+``residual=False`` φ are weights of q's own, a copy of W at initialisation. Either way z⁰ is
+the feedforward pass at initialisation, so hPC is PC exactly, and A(φ) trains φ towards the
+equilibrium. (The dense MLP amortiser reads y as well; the copy reads x only.)
 
 The model hPC trains is an :class:`AmortisedPCN` (``rule.prepare(pcn, key)``); as an
 :class:`~pclab.nn.AbstractPCN` it is the PCN (evaluation, energy, layers), and
@@ -125,16 +128,28 @@ class Amortiser(AbstractAmortiser):
 
 
 class CopyAmortiser(AbstractAmortiser):
-    """A network of the PCN's own architecture whose feedforward activities are the proposal,
-    z⁰ = net.activities(x) (``residual`` does not apply). Its arrays have the PCN's roles."""
+    """A network q of the PCN's own architecture proposing z⁰ = q.activities(x). With
+    ``residual`` (the default) q has the PCN's weights plus a learned offset, W + Δ with Δ = 0
+    at initialisation: q follows the PCN as it learns, and Δ learns where the equilibrium
+    differs from the feedforward pass. Without, q has weights of its own (W at
+    initialisation). The arrays have the PCN's roles.
 
-    net: AbstractPCN
+    Attributes: weights: Δ or q's weights, the structure of ``eqx.filter(base, eqx.is_inexact_array)``.
+    """
+
+    weights: AbstractPCN
+
+    def net(self, base: AbstractPCN, residual: bool) -> AbstractPCN:
+        """q: the PCN with weights W + Δ (``residual``) or with ``weights``."""
+        own = eqx.filter(base, eqx.is_inexact_array)
+        arrays = jax.tree_util.tree_map(jnp.add, own, self.weights) if residual else self.weights
+        return eqx.combine(arrays, eqx.filter(base, eqx.is_inexact_array, inverse=True))
 
     def propose(self, base, x, y, mode, z_ff, residual):
-        return (None if mode is Mode.SUPERVISED else x), self.net.activities(x)
+        return (None if mode is Mode.SUPERVISED else x), self.net(base, residual).activities(x)
 
     def param_info(self, base):
-        return CopyAmortiser(self.net.param_info())
+        return CopyAmortiser(base.param_info())
 
 
 class AmortisedPCN(AbstractWrappedPCN):
@@ -164,12 +179,15 @@ def amortised(pcn: AbstractPCN, key: Array, width: int = 256, skip: bool = True,
               act: "Activation | str" = "tanh", kind: "AmortiserKind | str | None" = None) -> AmortisedPCN:
     """Add an amortiser to a PCN. ``kind`` (default: ``mlp`` for a dense :class:`pclab.PCN`,
     ``copy`` otherwise): ``mlp`` is an MLP of hidden width ``width`` with W_1 ~ N(0, 1/(D+O)),
-    and W_2, S and the biases zero (so it proposes q ≡ 0 until it learns); ``copy`` is a copy
-    of the PCN (so it proposes the feedforward pass until it learns)."""
+    and W_2, S and the biases zero (so it proposes q ≡ 0 until it learns); ``copy`` is the PCN
+    with weights W + Δ, Δ = 0 (``residual``) or a copy of W (so both propose the feedforward
+    pass until they learn)."""
     kind = resolve_kind(kind, pcn)
     check_amortiser(kind, pcn)
     if kind is AmortiserKind.COPY:
-        return AmortisedPCN(pcn, CopyAmortiser(pcn), bool(residual))
+        own = eqx.filter(pcn, eqx.is_inexact_array)
+        start = jax.tree_util.tree_map(jnp.zeros_like, own) if residual else own
+        return AmortisedPCN(pcn, CopyAmortiser(start), bool(residual))
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width={width!r} is not valid; expected an integer >= 1")
     dtype = pcn.w_in.dtype
