@@ -137,9 +137,10 @@ class TransposedBidirectionalPCN(AbstractBidirectionalPCN):
     scaling), as the dense top-down weights do."""
 
     base: AbstractPCN
-    v: AbstractPCN  # the base's arrays only (eqx.filter(base, eqx.is_array) structure)
+    v: AbstractPCN  # the base's float arrays only (eqx.filter(base, eqx.is_inexact_array) structure)
 
     def top_down(self, z, y, x=None):
+        """(g_0 shaped like x, g shaped like z (leaves (K, B, ...))): A(V)ᵀ(φ(z), y) + Sᵀ(z − φ(z), 0)."""
         if x is None:
             raise ValueError("top_down of a TransposedBidirectionalPCN needs x (for its shape)")
         static = eqx.filter(self.base, eqx.is_inexact_array, inverse=True)
