@@ -121,7 +121,7 @@ def test_bpc_energy_is_pc_plus_alpha_top_down_and_inference_descends_it():
 
 def _conv(seed, dtype=jnp.float64):
     """A small residual conv PCN (two stages, a downsampling conv, one block each) and a batch."""
-    m = pclab.convnet(jax.random.PRNGKey(seed), (8, 8, 1), 3, channels=(3, 4), blocks=1, dtype=dtype)
+    m = pclab.convnet(jax.random.PRNGKey(seed), (8, 8, 1), 3, channels=(3, 4), blocks=1, dtype=dtype, unroll=False)
     rng = np.random.default_rng(seed)
     return m, jnp.asarray(rng.normal(size=(4, 8, 8, 1)), dtype), jnp.asarray(np.eye(3)[[0, 1, 2, 0]], dtype)
 
