@@ -33,6 +33,7 @@ from ..energy import EnergySpec
 from ..inference import AbstractSolver, infer
 from ..learning import bp_grad, pc_weight_grad
 from ..options import Status
+from ..progress import progress_bar
 from .alignment import cosine_similarity
 
 
@@ -145,21 +146,26 @@ def width_sweep(
     spec: EnergySpec = EnergySpec(),
     max_steps: int = 200,
     rtol: float = 1e-8,
+    progress: bool | None = None,
 ) -> list[dict]:
     """:func:`equilibrium_alignment` of ``make(width, seed)`` for every width and seed.
 
     Returns one record per (width, seed): ``width``, ``seed``, the fields of
-    :class:`EquilibriumAlignment` (``per_layer`` a list).
+    :class:`EquilibriumAlignment` (``per_layer`` a list). ``progress``: a bar over the
+    networks (``None``: when stderr is a terminal).
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds={seeds!r} is not valid; expected an integer >= 1")
     if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
         raise ValueError(f"widths={widths!r} is not valid; expected a non-empty sequence of integers >= 1")
-    rows = []
+    rows, bar = [], progress_bar(len(widths) * seeds, progress, "width sweep", "net")
     for w in widths:
         for s in range(seeds):
             a = equilibrium_alignment(make(w, s), x, y, solver=solver, spec=spec, max_steps=max_steps, rtol=rtol)
             rows.append(dict(width=int(w), seed=s, **a.as_dict()))
+            bar.set_postfix(width=w)
+            bar.update()
+    bar.close()
     return rows
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from ..energy import EnergySpec
 from ..inference import AbstractSolver
 from ..nn.dense import layer_maps
+from ..progress import progress_bar
 from .alignment import pc_bp_alignment
 from .random_maps import random_pcn
 from .rescaling import rescaling_deviation
@@ -51,15 +52,18 @@ def alignment_grid(
     spec: EnergySpec = EnergySpec(),
     max_steps: int | None = 20000,
     rtol: float = 1e-8,
+    progress: bool | None = None,
 ) -> AlignmentGrid:
     """PC–BP cosine (and ‖λS − I‖₂ for linear nets) of residual PCNs over ``depths`` (hidden
     layers H) × ``widths`` (N); weights drawn in ``x``'s dtype. ``solver`` etc. go to
-    :func:`pc_bp_alignment` (default: exact for linear, momentum GD otherwise)."""
+    :func:`pc_bp_alignment` (default: exact for linear, momentum GD otherwise). ``progress``:
+    a bar over the networks (``None``: when stderr is a terminal)."""
     if seeds < 1:
         raise ValueError(f"seeds={seeds!r} is not valid; expected an integer >= 1")
     dtype = jnp.result_type(x)
     shape = (len(depths), len(widths))
     cos, dev, rows = np.full(shape, np.nan), np.full(shape, np.nan), []
+    bar = progress_bar(len(depths) * len(widths) * seeds, progress, f"alignment grid ({act})", "net")
     for i, h in enumerate(depths):
         for j, n in enumerate(widths):
             c, d = [], []
@@ -74,6 +78,9 @@ def alignment_grid(
                 rows.append(dict(act=act, param=param, hidden_layers=h, width=n, seed=s, cosine=a.cosine,
                                  cos_input=a.input, cos_output=a.output, converged=a.converged,
                                  infer_steps=a.infer_steps, s_minus_i=d[-1] if d else float("nan")))
+                bar.set_postfix(H=h, N=n)
+                bar.update()
             cos[i, j] = np.mean(c)
             dev[i, j] = np.mean(d) if d else np.nan
+    bar.close()
     return AlignmentGrid(tuple(depths), tuple(widths), cos, dev, rows)

@@ -19,7 +19,6 @@ and the PC–BP alignment, measured at checkpoints (arXiv 2505.13124 pathology 1
 
 from __future__ import annotations
 
-import sys
 from typing import Callable, Sequence
 
 import equinox as eqx
@@ -28,12 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
-from tqdm.auto import tqdm
 
 from ..energy import EnergySpec, example_energies
 from ..inference import AbstractSolver
 from ..learning import InferenceConfig, make_train_step
 from ..nn.dense import PCN, layer_maps
+from ..progress import progress_bar
 from .activity_hessian import _host_eigvalsh, activity_eigenvalues
 from .alignment import pc_bp_alignment
 from .equilibrium import equilibrated_energy
@@ -164,8 +163,7 @@ def train_with_probes(
     rng = np.random.default_rng(seed)
     order, pos = rng.permutation(n), 0
     records, losses = [], []
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=checkpoints[-1], disable=not show, desc=desc, unit="step", leave=False)
+    bar = progress_bar(checkpoints[-1], progress, desc, "step")
     for t in range(checkpoints[-1] + 1):
         if t in checkpoints:
             mean = float(np.mean(losses)) if losses else float("nan")
