@@ -23,7 +23,7 @@ _SPLIT_STEP = textwrap.dedent("""
     k = jax.random.split(jax.random.PRNGKey(0), 4)
     cases = {
         "resnet": (pclab.resnet(k[0], 12, 16, 6, 3, dtype=jnp.float64), jax.random.normal(k[1], (8, 12))),
-        "conv": (pclab.convnet(k[0], (8, 8, 1), 3, channels=(4, 4), blocks=(1, 1)),
+        "conv": (pclab.convnet(k[0], (8, 8, 1), 3, channels=(4, 4), blocks=(1, 1), unroll=False),
                  jax.random.normal(k[1], (8, 8, 8, 1))),
     }
     y = jax.nn.one_hot(jax.random.randint(k[2], (8,), 0, 3), 3)
