@@ -15,14 +15,13 @@ run would (batches of epoch e come from ``batches(e)``, which must be determinis
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from .divergence import Divergence
 
 
@@ -115,7 +114,7 @@ class TrainLoop:
                  desc: str | None = None, examples_per_step: int = 0):
         self.step, self.batches, self.epochs, self.n_batches = step, batches, epochs, n_batches
         self.divergence, self.members, self.hooks = divergence, members, list(hooks)
-        self.show = sys.stderr.isatty() if progress is None else progress
+        self.progress = progress
         self.desc, self.examples_per_step = desc, examples_per_step
         self.pos, self.watch = Position(), Watch(members)
         self._t0, self._wall0 = time.perf_counter(), 0.0
@@ -154,8 +153,8 @@ class TrainLoop:
         """Train from :attr:`pos` to the end (or until no member is alive); returns the state."""
         self._t0, self._wall0 = time.perf_counter(), self.pos.wall_time
         total = self.epochs * self.n_batches
-        with tqdm(total=total, initial=self.pos.step, disable=not self.show, unit="step", dynamic_ncols=True,
-                  desc=self.desc) as bar:
+        with progress_bar(total, self.progress, self.desc, "step", initial=self.pos.step, dynamic_ncols=True,
+                          leave=True) as bar:
             while self.pos.epoch < self.epochs and not self.stopped:
                 first = self.pos.batch
                 for b, batch in enumerate(self.batches(self.pos.epoch)):

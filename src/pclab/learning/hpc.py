@@ -199,25 +199,28 @@ def amortised(pcn: AbstractPCN, key: Array, width: int = 256, skip: bool = True,
     return AmortisedPCN(pcn, amort, bool(residual))
 
 
+def _is_dense(model) -> bool:
+    """Whether ``model`` (an instance, possibly amortised, or a registered name) is a dense PCN;
+    ``None`` (no model given) counts as dense."""
+    if isinstance(model, AmortisedPCN):
+        model = model.base
+    return model is None or isinstance(model, PCN) or (isinstance(model, str) and model.lower() in DENSE_MODELS)
+
+
 def resolve_kind(kind, model) -> AmortiserKind:
     """``kind`` as an :class:`AmortiserKind`; ``None`` means ``mlp`` for a dense PCN (an
     instance or the name ``mlp`` / ``resnet``, or no model given) and ``copy`` for any other."""
     if kind is not None:
         return parse_option(AmortiserKind, kind, "amortiser")
-    if isinstance(model, AmortisedPCN):
-        model = model.base
-    dense_model = model is None or isinstance(model, PCN) or (isinstance(model, str) and model.lower() in DENSE_MODELS)
-    return AmortiserKind.MLP if dense_model else AmortiserKind.COPY
+    return AmortiserKind.MLP if _is_dense(model) else AmortiserKind.COPY
 
 
 def check_amortiser(kind: AmortiserKind, model) -> None:
     """Raise ``ValueError`` if the MLP amortiser is asked for a model that is not a dense PCN."""
+    if kind is not AmortiserKind.MLP or _is_dense(model):
+        return
     if isinstance(model, AmortisedPCN):
         model = model.base
-    if kind is not AmortiserKind.MLP or model is None or isinstance(model, PCN):
-        return
-    if isinstance(model, str) and model.lower() in DENSE_MODELS:
-        return
     got = f"model={model!r}" if isinstance(model, str) else type(model).__name__
     raise ValueError(f"algo='hpc' with amortiser='mlp' supports the dense models only: model="
                      f"{', '.join(map(repr, DENSE_MODELS))} (pclab.PCN); amortiser='copy' works with "
